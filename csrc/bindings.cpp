@@ -1,0 +1,41 @@
+// Op registration (TORCH_LIBRARY) and the pybind11 module with build information.
+//
+// Schemas are defined once here; each backend registers its implementation under its dispatch
+// key (CPU below, CUDA in cuda/glue.cpp when built with CUDA). Fake (meta) implementations are
+// registered from Python in mlservices/ops/_cpp.py.
+#include <pybind11/pybind11.h>
+#include <torch/library.h>
+
+#include "cpu/pool.h"
+
+TORCH_LIBRARY(mlservices, m) {
+  m.def("segment_pool(Tensor x, Tensor cu_seqlens, str mode, bool normalize, float eps) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(mlservices, CPU, m) {
+  m.impl("segment_pool", &mlservices::cpu::segment_pool);
+}
+
+namespace {
+
+pybind11::dict build_info() {
+  pybind11::dict info;
+#ifdef MLSERVICES_WITH_CUDA
+  info["cuda"] = true;
+#else
+  info["cuda"] = false;
+#endif
+#ifdef _OPENMP
+  info["openmp"] = _OPENMP;
+#endif
+  info["compiler"] = __VERSION__;
+  info["cplusplus"] = __cplusplus;
+  return info;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "mlservices compiled kernels (CPU, and CUDA when built with it)";
+  m.def("build_info", &build_info, "How this extension was built: CUDA, OpenMP, compiler.");
+}

@@ -1,0 +1,212 @@
+"""The public op API: the only way the rest of mlservices reaches a kernel.
+
+Every op validates its arguments (before allocating), then runs the implementation chosen by
+``backend``: ``None`` picks the fastest available for the tensor's device, or name one of
+``triton``, ``cuda``, ``cpu``, ``reference``. ``available_backends()`` says what this install has.
+
+Example:
+    >>> import torch, mlservices.ops as ops
+    >>> x = torch.randn(7, 384)
+    >>> cu = torch.tensor([0, 3, 7], dtype=torch.int32)
+    >>> ops.pool(x, cu, "mean", normalize=True).shape
+    torch.Size([2, 384])
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mlservices.ops import _validate, reference
+from mlservices.ops._dispatch import BACKENDS, OPS, available_backends, register, resolve
+from mlservices.ops.reference import POOL_MODES
+
+__all__ = [
+    "BACKENDS",
+    "OPS",
+    "POOL_MODES",
+    "available_backends",
+    "l2_normalize",
+    "layer_norm",
+    "pack",
+    "pool",
+    "unpack",
+    "varlen_attention",
+]
+
+register(
+    "reference",
+    ("cpu", "cuda"),
+    {
+        "pack": reference.pack_ref,
+        "unpack": reference.unpack_ref,
+        "pool": reference.pool_ref,
+        "l2_normalize": reference.l2_normalize_ref,
+        "layer_norm": reference.layer_norm_ref,
+        "varlen_attention": reference.varlen_attention_ref,
+    },
+)
+
+
+def pack(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, *, backend: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
+    """Padded [B, L] token ids to one packed stream of real tokens.
+
+    Args:
+        input_ids: [B, L] integer ids.
+        attention_mask: [B, L], nonzero where a token is real (any padding side).
+        backend: None (automatic) or a backend name.
+
+    Returns:
+        ``(packed [T], cu_seqlens [B + 1] int32, max_seqlen, indices [T] int64)``; ``indices``
+        gathers the real tokens from the flattened [B * L] input.
+    """
+    _validate.tensor("pack", "input_ids", input_ids)
+    _validate.tensor("pack", "attention_mask", attention_mask)
+    if input_ids.dim() != 2 or attention_mask.shape != input_ids.shape:
+        raise _validate.ValidationError(
+            f"mlservices.pack: input_ids and attention_mask must both be [B, L], got "
+            f"{tuple(input_ids.shape)} and {tuple(attention_mask.shape)}"
+        )
+    _validate.same_device("pack", input_ids=input_ids, attention_mask=attention_mask)
+    return resolve("pack", input_ids.device, backend)(input_ids, attention_mask)
+
+
+def unpack(
+    x: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int, *, backend: str | None = None
+) -> torch.Tensor:
+    """Packed [T, ...] back to padded [B, max_seqlen, ...], zero-filled.
+
+    Raises:
+        ValidationError: bad ``cu_seqlens``, or a segment longer than ``max_seqlen``.
+    """
+    _validate.tensor("unpack", "x", x)
+    _validate.cu_seqlens("unpack", cu_seqlens, x.shape[0])
+    _validate.same_device("unpack", x=x, cu_seqlens=cu_seqlens)
+    longest = int((cu_seqlens[1:] - cu_seqlens[:-1]).max()) if cu_seqlens.numel() > 1 else 0
+    if longest > max_seqlen:
+        raise _validate.ValidationError(
+            f"mlservices.unpack: max_seqlen={max_seqlen} but a segment has {longest} rows",
+            hint="pass the max_seqlen that pack() returned",
+        )
+    return resolve("unpack", x.device, backend)(x, cu_seqlens, max_seqlen)
+
+
+def pool(
+    x: torch.Tensor,
+    cu_seqlens: torch.Tensor,
+    mode: str = "mean",
+    normalize: bool = False,
+    eps: float = 1e-12,
+    *,
+    backend: str | None = None,
+    check_inputs: bool = True,
+) -> torch.Tensor:
+    """Pool each segment of a packed [T, H] stream to one row: [B, H].
+
+    Args:
+        x: [T, H] float; rows may be strided, the last dimension must be contiguous.
+        cu_seqlens: [B + 1] int32 segment offsets.
+        mode: ``mean``, ``cls`` (first token), ``last`` or ``max``. An empty segment gives zeros.
+        normalize: L2-normalise each pooled row in the same pass.
+        eps: lower bound of the norm when normalising (a zero row stays zero).
+        backend: None (automatic) or a backend name.
+        check_inputs: validate ``cu_seqlens`` values (reads them; skip only for trusted input).
+
+    Returns:
+        [B, H] in x's dtype, accumulated in float32.
+    """
+    _validate.rows("pool", "x", x)
+    _validate.choice("pool", "mode", mode, POOL_MODES)
+    _validate.cu_seqlens("pool", cu_seqlens, x.shape[0], check_inputs)
+    _validate.same_device("pool", x=x, cu_seqlens=cu_seqlens)
+    return resolve("pool", x.device, backend)(x, cu_seqlens, mode, normalize, eps)
+
+
+def l2_normalize(x: torch.Tensor, eps: float = 1e-12, *, backend: str | None = None) -> torch.Tensor:
+    """Rows of [N, H] to unit L2 length, ``x / max(||x||, eps)``; a zero row stays zero."""
+    _validate.rows("l2_normalize", "x", x)
+    return resolve("l2_normalize", x.device, backend)(x, eps)
+
+
+def layer_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    eps: float = 1e-12,
+    residual: torch.Tensor | None = None,
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """LayerNorm over the last dim of [T, H] ``x`` (+ ``residual``), float32 statistics.
+
+    Args:
+        x: [T, H]; rows may be strided, the last dimension must be contiguous.
+        weight, bias: [H].
+        eps: added to the variance.
+        residual: optional [T, H] added to x before normalising (the fused residual add).
+
+    Returns:
+        [T, H] in x's dtype. Neither x nor residual is written.
+    """
+    _validate.rows("layer_norm", "x", x)
+    hidden = x.shape[1]
+    for name, t in (("weight", weight), ("bias", bias)):
+        _validate.tensor("layer_norm", name, t)
+        if t.shape != (hidden,):
+            raise _validate.ValidationError(
+                f"mlservices.layer_norm: {name} must be [{hidden}], got {tuple(t.shape)}"
+            )
+    if residual is not None:
+        _validate.rows("layer_norm", "residual", residual)
+        if residual.shape != x.shape:
+            raise _validate.ValidationError(
+                f"mlservices.layer_norm: residual must match x {tuple(x.shape)}, got "
+                f"{tuple(residual.shape)}"
+            )
+    return resolve("layer_norm", x.device, backend)(x, weight, bias, eps, residual)
+
+
+def varlen_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cu_seqlens: torch.Tensor,
+    max_seqlen: int,
+    scale: float | None = None,
+    *,
+    backend: str | None = None,
+    check_inputs: bool = True,
+) -> torch.Tensor:
+    """Bidirectional attention restricted to each segment of a packed stream.
+
+    Args:
+        q, k, v: [T, heads, head_dim]; the last dimension must be contiguous.
+        cu_seqlens: [B + 1] int32 segment offsets; no token attends outside its segment.
+        max_seqlen: the longest segment (a bound for block sizes).
+        scale: softmax scale, default ``head_dim ** -0.5``.
+
+    Returns:
+        [T, heads, head_dim] in q's dtype; softmax in float32.
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        _validate.rows("varlen_attention", name, t, ndim=3)
+    if not (q.shape == k.shape == v.shape):
+        raise _validate.ValidationError(
+            f"mlservices.varlen_attention: q, k, v must have one shape, got {tuple(q.shape)}, "
+            f"{tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    _validate.cu_seqlens("varlen_attention", cu_seqlens, q.shape[0], check_inputs)
+    _validate.same_device("varlen_attention", q=q, k=k, v=v, cu_seqlens=cu_seqlens)
+    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    impl = resolve("varlen_attention", q.device, backend)
+    return impl(q, k, v, cu_seqlens, max_seqlen, scale)
+
+
+def _load_compiled_backends() -> None:
+    """Register the C++ extension and Triton backends when they import."""
+    from mlservices.ops import _cpp  # noqa: F401  (registers cpu/cuda when _C is built)
+    from mlservices.ops import _triton  # noqa: F401  (registers triton when importable)
+
+
+_load_compiled_backends()

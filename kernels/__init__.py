@@ -1,0 +1,30 @@
+"""Triton kernels of mlservices, shipped as the subpackage ``mlservices.kernels``.
+
+This folder is never a top-level module. When Python runs from the repository root, the root is
+on sys.path and ``import kernels`` would find this folder instead of the unrelated ``kernels``
+distribution that transformers imports; in that case this module hands the name over to the
+real package (found on the rest of sys.path) so neither project breaks.
+"""
+
+if __name__ == "kernels":
+    import importlib.machinery
+    import importlib.util
+    import os
+    import sys
+
+    _repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    _spec = None
+    for _entry in sys.path:
+        if os.path.abspath(_entry or os.getcwd()) == _repo_root:
+            continue
+        _spec = importlib.machinery.PathFinder.find_spec("kernels", [_entry])
+        if _spec is not None:
+            break
+    if _spec is None:
+        del sys.modules["kernels"]
+        raise ImportError(
+            "no top-level 'kernels' package is installed (this folder is mlservices.kernels)"
+        )
+    _module = importlib.util.module_from_spec(_spec)
+    sys.modules["kernels"] = _module
+    _spec.loader.exec_module(_module)

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <torch/library.h>
 
+#include "cpu/capability.h"
 #include "cpu/pool.h"
 
 TORCH_LIBRARY(mlservices, m) {
@@ -30,6 +31,9 @@ pybind11::dict build_info() {
 #endif
   info["compiler"] = __VERSION__;
   info["cplusplus"] = __cplusplus;
+  info["cpu_capability"] = mlservices::cpu::capability_name(mlservices::cpu::active_capability());
+  info["cpu_capability_supported"] =
+      mlservices::cpu::capability_name(mlservices::cpu::supported_capability());
   return info;
 }
 
@@ -38,4 +42,7 @@ pybind11::dict build_info() {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "mlservices compiled kernels (CPU, and CUDA when built with it)";
   m.def("build_info", &build_info, "How this extension was built: CUDA, OpenMP, compiler.");
+  m.def("set_cpu_capability", &mlservices::cpu::set_capability, pybind11::arg("name"),
+        "Run CPU kernels at tier default, avx2 or avx512 (at most what the CPU supports); "
+        "returns the previous tier.");
 }

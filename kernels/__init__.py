@@ -1,6 +1,10 @@
-"""Triton kernels of mlservices, shipped as the subpackage ``mlservices.kernels``.
+"""Triton kernels, one op per module, shipped as ``mlservices.kernels``.
 
-This folder is never a top-level module. When Python runs from the repository root, the root is
+Each module holds the jit kernel(s), the launcher and its registration as the torch custom op
+``mlservices_triton::<op>``; ``mlservices.ops._triton`` imports them and hands them to the
+dispatcher. Block sizes and warp counts come from ``_utils``.
+
+Keep the block below (owned by the package layout, not by any kernel): this folder is never a top-level module. When Python runs from the repository root, the root is
 on sys.path and ``import kernels`` would find this folder instead of the unrelated ``kernels``
 distribution that transformers imports; in that case this module hands the name over to the
 real package (found on the rest of sys.path) so neither project breaks.

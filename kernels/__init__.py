@@ -4,10 +4,11 @@ Each module holds the jit kernel(s), the launcher and its registration as the to
 ``mlservices_triton::<op>``; ``mlservices.ops._triton`` imports them and hands them to the
 dispatcher. Block sizes and warp counts come from ``_utils``.
 
-Keep the block below (owned by the package layout, not by any kernel): this folder is never a top-level module. When Python runs from the repository root, the root is
-on sys.path and ``import kernels`` would find this folder instead of the unrelated ``kernels``
-distribution that transformers imports; in that case this module hands the name over to the
-real package (found on the rest of sys.path) so neither project breaks.
+Keep the block below (it belongs to the package layout, not to a kernel): this folder is never
+a top-level module. When Python runs from the repository root, the root is on sys.path and
+``import kernels`` would find this folder instead of the unrelated ``kernels`` distribution that
+transformers imports; then this module hands the name over to the real package (found on the
+rest of sys.path) so neither project breaks.
 """
 
 if __name__ == "kernels":

@@ -102,16 +102,22 @@ class Encoder:
         (2, 384)
     """
 
-    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: torch.device,
+        dtype: torch.dtype,
+        tokenizer: pipeline.TextTokenizer | None = None,
+    ) -> None:
         self.spec = spec
         self.device = device
         self.dtype = dtype
         self.model = PackedBert(spec.config, spec.state_dict, device, dtype)
-        self.tokenizer = pipeline.TextTokenizer(
-            spec.path if not spec.is_sentence_transformers else spec.path,
-            spec.max_seq_length,
-            spec.do_lower_case,
-        )
+        if tokenizer is None:
+            tokenizer = pipeline.TextTokenizer.from_folder(
+                spec.tokenizer_path or spec.path, spec.max_seq_length, spec.do_lower_case
+            )
+        self.tokenizer = tokenizer
         spec.state_dict = {}  # the weights now live in the model; drop the second copy
         self._prompt_lengths: dict[str, int] = {}
         self._lock = threading.Lock()

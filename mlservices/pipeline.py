@@ -15,7 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from mlservices import ops
-from mlservices.errors import InputTypeError, ValidationError
+from mlservices.errors import (
+    InputTypeError,
+    ModelLoadError,
+    UnsupportedModelError,
+    ValidationError,
+)
 from mlservices.models.loading import DenseSpec, PoolingSpec
 
 PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
@@ -59,16 +64,19 @@ class TextTokenizer:
     """The model's fast tokenizer, set to truncate at ``max_seq_length`` and never pad.
 
     Args:
-        folder: the folder holding the tokenizer files.
+        hf_tokenizer: a transformers fast tokenizer (only its Rust backend is used, copied).
         max_seq_length: tokens per text including special tokens.
         do_lower_case: lower-case text first (sentence_bert_config.json's setting).
     """
 
-    def __init__(self, folder, max_seq_length: int, do_lower_case: bool = False) -> None:
+    def __init__(self, hf_tokenizer, max_seq_length: int, do_lower_case: bool = False) -> None:
         from tokenizers import Tokenizer
-        from transformers import AutoTokenizer
 
-        hf_tokenizer = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
+        if not getattr(hf_tokenizer, "is_fast", False):
+            raise UnsupportedModelError(
+                f"tokenizer {type(hf_tokenizer).__name__} has no fast (Rust) implementation",
+                hint="add a tokenizer.json to the model folder",
+            )
         # A private copy: truncation/padding settings are never shared with anyone else's object.
         self._tokenizer = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())
         self._tokenizer.no_padding()
@@ -76,6 +84,17 @@ class TextTokenizer:
         self.max_seq_length = max_seq_length
         self.do_lower_case = do_lower_case
         self.special_ids = set(hf_tokenizer.all_special_ids)
+
+    @classmethod
+    def from_folder(cls, folder, max_seq_length: int, do_lower_case: bool = False):
+        """The fast tokenizer saved in ``folder`` (tokenizer.json, or vocab files to convert)."""
+        from transformers import AutoTokenizer
+
+        try:
+            hf_tokenizer = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"no usable tokenizer in {folder}: {exc}") from exc
+        return cls(hf_tokenizer, max_seq_length, do_lower_case)
 
     def __call__(self, texts: list[str]) -> Tokenized:
         if self.do_lower_case:

@@ -62,6 +62,7 @@ class ModelSpec:
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
     is_sentence_transformers: bool = False
+    tokenizer_path: Path | None = None  # the Transformer module's folder when it is not `path`
 
 
 def default_model_path() -> Path:
@@ -217,6 +218,7 @@ def _load_sentence_transformers(folder: Path, modules: list[dict[str, Any]]) -> 
     spec = ModelSpec(
         folder, config, load_state_dict(transformer_dir), max_len, lower,
         is_sentence_transformers=True,
+        tokenizer_path=transformer_dir,
     )
     for module, kind in zip(modules[1:], kinds[1:]):
         module_dir = folder / module.get("path", "")

@@ -14,3 +14,59 @@ import torch  # noqa: E402
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import csv  # noqa: E402
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+# shared/ sits beside the repository checkout (for developers and CI alike).
+SHARED_DATA = Path(
+    os.environ.get("MLSERVICES_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+def shared_data(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.fail(f"evaluation data {path} is missing: shared/data must sit beside the repo")
+    return path
+
+
+@pytest.fixture(scope="session")
+def corpus_texts() -> list[str]:
+    """All 5,000 texts of shared/data/corpus.jsonl, in file order (a shuffled length mix)."""
+    with shared_data("corpus.jsonl").open(encoding="utf-8") as f:
+        return [json.loads(line)["text"] for line in f]
+
+
+@pytest.fixture(scope="session")
+def stsb_test() -> tuple[list[float], list[str], list[str]]:
+    """STS-B test split: gold scores, first and second sentences (read with quoting off)."""
+    with shared_data("stsb-test.tsv").open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+    return [float(r[0]) for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    from mlservices.models.loading import default_model_path
+
+    return default_model_path()
+
+
+@pytest.fixture(scope="session")
+def st_model(model_path):
+    """The real sentence-transformers model on the bundled folder, fp32 CPU."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(model_path), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """Our Encoder on the bundled default model, fp32 CPU."""
+    from mlservices import Encoder
+
+    return Encoder.from_pretrained(device="cpu")

@@ -92,6 +92,7 @@ def layer_norm(
     out = torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
     if out.numel() == 0:
         return out
+    # Without a residual, x stands in for the pointer the HAS_RESIDUAL=False kernel never reads.
     has_residual = residual is not None
     residual_arg = residual if has_residual else x
     grid = (triton.cdiv(n_rows, tile.block_rows),)

@@ -67,9 +67,9 @@ def _segment_max(
 
 
 @triton.jit
-def _segment_row(x_ptr, row, is_empty, cols, col_mask, stride_x_row):
+def _segment_row(x_ptr, row, has_rows, cols, col_mask, stride_x_row):
     """One row of the segment in float32 (first or last); zeros when the segment is empty."""
-    values = tl.load(x_ptr + row * stride_x_row + cols, mask=col_mask & (not is_empty), other=0.0)
+    values = tl.load(x_ptr + row * stride_x_row + cols, mask=col_mask & has_rows, other=0.0)
     return values.to(tl.float32)
 
 
@@ -107,9 +107,9 @@ def _pool_kernel(
             x_ptr, start, end, cols, col_mask, stride_x_row, BLOCK_ROWS, BLOCK_COLS
         )
     elif MODE == "cls":
-        pooled = _segment_row(x_ptr, start, end == start, cols, col_mask, stride_x_row)
+        pooled = _segment_row(x_ptr, start, end > start, cols, col_mask, stride_x_row)
     else:
-        pooled = _segment_row(x_ptr, end - 1, end == start, cols, col_mask, stride_x_row)
+        pooled = _segment_row(x_ptr, end - 1, end > start, cols, col_mask, stride_x_row)
 
     # Optionally scale the pooled row to unit length; a zero row stays zero.
     if NORMALIZE:

@@ -7,14 +7,37 @@
 #include <torch/library.h>
 
 #include "cpu/capability.h"
+#include "cpu/l2_normalize.h"
+#include "cpu/layer_norm.h"
+#include "cpu/pack.h"
 #include "cpu/pool.h"
+#include "cpu/unpack.h"
+#include "cpu/varlen_attention.h"
 
 TORCH_LIBRARY(mlservices, m) {
+  // Packing: padded [B, L] <-> packed [T].
+  m.def("pack(Tensor input_ids, Tensor attention_mask) -> (Tensor, Tensor, Tensor)");
+  m.def("unpack(Tensor x, Tensor cu_seqlens, int max_seqlen) -> Tensor");
+
+  // Row-wise ops on [T, H].
   m.def("segment_pool(Tensor x, Tensor cu_seqlens, str mode, bool normalize, float eps) -> Tensor");
+  m.def("l2_normalize(Tensor x, float eps) -> Tensor");
+  m.def(
+      "layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor? residual) -> Tensor");
+
+  // Attention within segments of [T, heads, head_dim].
+  m.def(
+      "varlen_attention(Tensor q, Tensor k, Tensor v, Tensor cu_seqlens, int max_seqlen, "
+      "float scale) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(mlservices, CPU, m) {
+  m.impl("pack", &mlservices::cpu::pack);
+  m.impl("unpack", &mlservices::cpu::unpack);
   m.impl("segment_pool", &mlservices::cpu::segment_pool);
+  m.impl("l2_normalize", &mlservices::cpu::l2_normalize);
+  m.impl("layer_norm", &mlservices::cpu::layer_norm);
+  m.impl("varlen_attention", &mlservices::cpu::varlen_attention);
 }
 
 namespace {

@@ -1,8 +1,8 @@
 // Argument checks shared by the CPU and CUDA glue: every message names the op and the argument.
 #pragma once
 
-#include <ATen/ATen.h>
-#include <torch/library.h>
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
 
 #define MLS_CHECK_ARG(op, cond, ...) TORCH_CHECK((cond), "mlservices.", op, ": ", __VA_ARGS__)
 

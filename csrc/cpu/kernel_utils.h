@@ -10,6 +10,7 @@
 #error "kernel_utils.h is for the per-tier kernel files (CMake sets CPU_CAPABILITY)"
 #endif
 
+#include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
@@ -17,8 +18,10 @@
 #include <c10/core/impl/alloc_cpu.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <type_traits>
 
 namespace mlservices::cpu::CPU_CAPABILITY {

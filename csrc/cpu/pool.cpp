@@ -6,6 +6,9 @@
 // in pool_kernel.cpp at the CPU's best tier.
 #include "cpu/pool.h"
 
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+
 #include "checks.h"
 
 namespace mlservices::cpu {

@@ -1,11 +1,18 @@
 // Segment pooling over a packed [T, H] stream (see pool.cpp).
 #pragma once
 
-#include <ATen/ATen.h>
+#include <c10/core/ScalarType.h>
 
+#include <c10/util/string_view.h>
+
+#include <cstdint>
 #include <string_view>
 
 #include "cpu/capability.h"
+
+namespace at {
+class Tensor;
+}  // namespace at
 
 namespace mlservices::cpu {
 

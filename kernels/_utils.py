@@ -71,7 +71,7 @@ def row_tile(op: str, n_cols: int, max_block_cols: int | None = None) -> RowTile
         raise ValidationError(
             f"mlservices.{op}: the triton backend holds rows of at most {MAX_BLOCK_COLS} "
             f"elements, got {n_cols}",
-            hint="use backend='cuda' or backend='reference' for wider rows",
+            hint="use another backend for wider rows (see mlservices.ops.available_backends())",
             argument="x",
         )
 
@@ -87,12 +87,12 @@ def attention_tile(head_dim: int, max_seqlen: int, dtype: torch.dtype) -> Attent
     """Tile sizes of the varlen attention kernel for one head dim, longest segment and dtype.
 
     Embedding batches are short (tens of tokens), so the query block shrinks to the longest
-    segment instead of padding every segment to 128 queries. The sizes and warp counts below are
-    the largest that compile for sm_90 without register spills (checked with cuobjdump
-    -res-usage on the cubins of tests/test_triton_compile.py): 16-bit inputs take wgmma tiles up
-    to 128 x 64, with 8 warps once the accumulator reaches 64 x 64 and two pipeline stages for
-    128-wide heads (three would spill). float32 inputs run exact ("ieee") products on the FMA
-    units, whose operands live in registers, so their tiles stop at 64 x 16.
+    segment instead of padding every segment to 128 queries. Sizes and warp counts are chosen so
+    that every variant compiles for sm_90 without register spills (cuobjdump -res-usage; the
+    compile test asserts it): 16-bit inputs take wgmma tiles up to 128 x 64, with 8 warps once
+    the query block x head dim reaches 4096 and two pipeline stages for 128-wide heads (three
+    spill). float32 inputs run exact ("ieee") products on the FMA units, whose operands live in
+    registers, so their tiles stop at 64 x 16 (64 x 32 already spills at head dim 64).
     """
     block_m = min(128, max(16, triton.next_power_of_2(max(max_seqlen, 1))))
     if dtype == torch.float32:

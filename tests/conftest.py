@@ -70,3 +70,30 @@ def encoder():
     from mlservices import Encoder
 
     return Encoder.from_pretrained(device="cpu")
+
+
+def make_model_variant(
+    base: Path, target: Path, pooling: dict | None = None, normalize: bool = True
+) -> Path:
+    """A sentence-transformers folder that shares ``base``'s files (symlinks) but has its own
+    pooling config and, with ``normalize=False``, no Normalize module."""
+    target.mkdir(parents=True)
+    for entry in base.iterdir():
+        if entry.name not in ("1_Pooling", "modules.json"):
+            (target / entry.name).symlink_to(entry)
+    modules = json.loads((base / "modules.json").read_text())
+    if not normalize:
+        modules = [m for m in modules if not m["type"].endswith("Normalize")]
+    (target / "modules.json").write_text(json.dumps(modules))
+    (target / "1_Pooling").mkdir()
+    config = json.loads((base / "1_Pooling" / "config.json").read_text())
+    if pooling is not None:
+        config = {"word_embedding_dimension": 384, **pooling}
+    (target / "1_Pooling" / "config.json").write_text(json.dumps(config))
+    return target
+
+
+@pytest.fixture(scope="session")
+def raw_model_path(model_path, tmp_path_factory) -> Path:
+    """The default model without its Normalize module: raw (unnormalised) mean pooling."""
+    return make_model_variant(model_path, tmp_path_factory.mktemp("raw") / "m", normalize=False)

@@ -12,25 +12,39 @@ SAMPLE = 1000  # texts in the default-run parity sample (a shuffled length mix)
 
 
 @pytest.fixture(scope="module")
-def sample_reference(corpus_texts, st_model):
-    """sentence-transformers' embeddings of the sample, raw and normalised (its own F.normalize)."""
-    raw = st_model.encode(corpus_texts[:SAMPLE], convert_to_tensor=True)
-    return raw.numpy(), F.normalize(raw, p=2, dim=1).numpy()
+def raw_models(raw_model_path):
+    """The default model without its Normalize module, in both libraries: unnormalised output."""
+    from sentence_transformers import SentenceTransformer
+
+    from mlservices import Encoder
+
+    st = SentenceTransformer(str(raw_model_path), device="cpu")
+    return Encoder.from_pretrained(raw_model_path, device="cpu"), st
 
 
-def test_corpus_sample_parity(corpus_texts, encoder, sample_reference):
-    raw, normalized = sample_reference
-    assert_parity(encoder.encode(corpus_texts[:SAMPLE]), raw)
-    assert_parity(encoder.encode(corpus_texts[:SAMPLE], normalize_embeddings=True), normalized)
-    assert encoder.last_stats.truncated > 0, "the sample holds texts over 256 tokens"
+def check_corpus_parity(texts, raw_models) -> None:
+    """Unnormalised and normalised (ours fused in pooling; theirs ST's own F.normalize)."""
+    ours, theirs = raw_models
+    reference = theirs.encode(texts, convert_to_tensor=True)
+    assert_parity(ours.encode(texts), reference)
+    normalized = ours.encode(texts, normalize_embeddings=True)
+    assert_parity(normalized, F.normalize(reference, p=2, dim=1))
+    assert ours.last_stats.truncated > 0, "the corpus holds texts over 256 tokens"
+
+
+def test_corpus_sample_parity(corpus_texts, raw_models):
+    check_corpus_parity(corpus_texts[:SAMPLE], raw_models)
 
 
 @pytest.mark.slow
-def test_full_corpus_parity(corpus_texts, encoder, st_model):
-    reference = st_model.encode(corpus_texts, convert_to_tensor=True)
-    assert_parity(encoder.encode(corpus_texts), reference)
-    ours = encoder.encode(corpus_texts, normalize_embeddings=True)
-    assert_parity(ours, F.normalize(reference, p=2, dim=1))
+def test_full_corpus_parity(corpus_texts, raw_models):
+    check_corpus_parity(corpus_texts, raw_models)
+
+
+def test_default_model_parity(corpus_texts, encoder, st_model):
+    """The bundled model as shipped (its Normalize module included)."""
+    texts = corpus_texts[SAMPLE : SAMPLE + 200]
+    assert_parity(encoder.encode(texts), st_model.encode(texts))
 
 
 def test_stsb_spearman_matches_published(encoder, stsb_test):

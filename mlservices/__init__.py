@@ -9,7 +9,7 @@ Example:
 """
 
 from mlservices.accelerate import accelerate
-from mlservices.encoder import EncodeStats, Encoder
+from mlservices.encoder import Encoder, EncodeStats
 
 __version__ = "0.1.0"
 __all__ = ["EncodeStats", "Encoder", "__version__", "accelerate"]

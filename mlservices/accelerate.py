@@ -137,12 +137,21 @@ def accelerate(model: Any, *, max_batch_tokens: int | None = None) -> Any:
                     warned.add(reason)
                     logger.warning("mlservices.accelerate: falling back because %s", reason)
             return original(
-                inputs, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
-                show_progress_bar=show_progress_bar, output_value=output_value,
-                precision=precision, convert_to_numpy=convert_to_numpy,
-                convert_to_tensor=convert_to_tensor, device=device,
-                normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim, pool=pool,
-                chunk_size=chunk_size, **kwargs,
+                inputs,
+                prompt_name=prompt_name,
+                prompt=prompt,
+                batch_size=batch_size,
+                show_progress_bar=show_progress_bar,
+                output_value=output_value,
+                precision=precision,
+                convert_to_numpy=convert_to_numpy,
+                convert_to_tensor=convert_to_tensor,
+                device=device,
+                normalize_embeddings=normalize_embeddings,
+                truncate_dim=truncate_dim,
+                pool=pool,
+                chunk_size=chunk_size,
+                **kwargs,
             )
         return encoder.encode(
             inputs,

@@ -1,4 +1,4 @@
-"""Command line: ``mlservices embed | info``.
+"""Command line: ``mlservices embed | bench | info``.
 
 ``embed`` reads .txt (one text per line) or .jsonl (one object per line, a string field), writes
 float32 [n, dim] .npy rows in input order and prints a summary. Bad input exits non-zero with a
@@ -138,7 +138,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"cpu: {cpu['model']} ({cpu['cores']} cores; {flags})")
     gpus = hardware.gpu_info()
     for gpu in gpus:
-        print(f"gpu {gpu['index']}: {gpu['name']} (sm {gpu['capability']}, {gpu['memory_gib']} GiB)")
+        print(
+            f"gpu {gpu['index']}: {gpu['name']} (sm {gpu['capability']}, {gpu['memory_gib']} GiB)"
+        )
     if not gpus:
         print(f"gpu: none visible to torch (torch CUDA build: {torch.version.cuda or 'no'})")
     if _cpp.BUILD_INFO is not None:
@@ -173,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="versions, devices and the backends of each op")
     info.set_defaults(handler=cmd_info)
+
+    bench = sub.add_parser("bench", help="ours vs sentence-transformers: table and PNG plot")
+    from mlservices import bench as bench_module
+
+    bench_module.add_arguments(bench)
+    bench.set_defaults(handler=bench_module.main)
     return parser
 
 

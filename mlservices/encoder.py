@@ -147,7 +147,10 @@ class Encoder:
         encoder = cls(spec, dev, dt)
         logger.info(
             "Encoder ready: %s on %s in %s (max_seq_length %d, pooling %s)",
-            spec.path, dev, str(dt).removeprefix("torch."), spec.max_seq_length,
+            spec.path,
+            dev,
+            str(dt).removeprefix("torch."),
+            spec.max_seq_length,
             "+".join(spec.pooling.modes),
         )
         return encoder
@@ -284,7 +287,10 @@ class Encoder:
             logger.warning(
                 "%d of %d texts were longer than max_seq_length=%d tokens and were truncated "
                 "(first: input %d)",
-                stats.truncated, stats.texts, self.max_seq_length, stats.truncated_indices[0],
+                stats.truncated,
+                stats.texts,
+                self.max_seq_length,
+                stats.truncated_indices[0],
             )
         self.last_stats = stats
         return EmbedResult(result if sentence else tokens_out, stats)

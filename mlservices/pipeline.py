@@ -45,7 +45,7 @@ def validate_texts(texts: Sequence[object]) -> list[str]:
         except UnicodeEncodeError as exc:
             raise ValidationError(
                 f"input {i} is not valid Unicode text ({exc.reason} at position {exc.start})",
-                hint="remove lone surrogate code points, or decode the source with errors='replace'",
+                hint="remove lone surrogates, or decode the source with errors='replace'",
                 index=i,
             ) from exc
     return list(texts)
@@ -177,7 +177,9 @@ def drop_prefix(
     keeps nothing.
     """
     keep = np.maximum(batch.lengths - prefix, 0)
-    starts = np.concatenate([[0], np.cumsum(batch.lengths)[:-1]]) + np.minimum(prefix, batch.lengths)
+    starts = np.concatenate([[0], np.cumsum(batch.lengths)[:-1]]) + np.minimum(
+        prefix, batch.lengths
+    )
     index = np.concatenate([np.arange(s, s + k) for s, k in zip(starts, keep)] or [np.zeros(0)])
     rows = hidden.index_select(0, torch.from_numpy(index.astype(np.int64)).to(hidden.device))
     cu = np.zeros(len(keep) + 1, dtype=np.int32)

@@ -23,7 +23,9 @@ import pytest  # noqa: E402
 
 # shared/ sits beside the repository checkout (for developers and CI alike).
 SHARED_DATA = Path(
-    os.environ.get("MLSERVICES_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    os.environ.get(
+        "MLSERVICES_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
 )
 
 

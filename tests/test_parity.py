@@ -101,9 +101,7 @@ def test_truncate_dim_and_prompt_match(encoder, st_model, corpus_texts):
         encoder.encode(texts, truncate_dim=128, normalize_embeddings=True),
         st_model.encode(texts, truncate_dim=128, normalize_embeddings=True),
     )
-    assert_parity(
-        encoder.encode(texts, prompt="query: "), st_model.encode(texts, prompt="query: ")
-    )
+    assert_parity(encoder.encode(texts, prompt="query: "), st_model.encode(texts, prompt="query: "))
 
 
 def test_token_embeddings_match(encoder, st_model, corpus_texts):

@@ -86,7 +86,9 @@ class PackedBert:
 
         def take(key: str) -> torch.Tensor:
             if key not in state:
-                raise ModelLoadError(f"checkpoint has no tensor {key!r}", hint="is it a BERT model?")
+                raise ModelLoadError(
+                    f"checkpoint has no tensor {key!r}", hint="is it a BERT model?"
+                )
             return state[key].to(device=device, dtype=dtype).contiguous()
 
         self.word_embeddings = take("embeddings.word_embeddings.weight")

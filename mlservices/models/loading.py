@@ -216,7 +216,11 @@ def _load_sentence_transformers(folder: Path, modules: list[dict[str, Any]]) -> 
     _check_architecture(config, transformer_dir)
     max_len, lower = _transformer_settings(transformer_dir, config)
     spec = ModelSpec(
-        folder, config, load_state_dict(transformer_dir), max_len, lower,
+        folder,
+        config,
+        load_state_dict(transformer_dir),
+        max_len,
+        lower,
         is_sentence_transformers=True,
         tokenizer_path=transformer_dir,
     )

@@ -123,7 +123,9 @@ def pool(
     return resolve("pool", x.device, backend)(x, cu_seqlens, mode, normalize, eps)
 
 
-def l2_normalize(x: torch.Tensor, eps: float = 1e-12, *, backend: str | None = None) -> torch.Tensor:
+def l2_normalize(
+    x: torch.Tensor, eps: float = 1e-12, *, backend: str | None = None
+) -> torch.Tensor:
     """Rows of [N, H] to unit L2 length, ``x / max(||x||, eps)``; a zero row stays zero."""
     _validate.rows("l2_normalize", "x", x)
     return resolve("l2_normalize", x.device, backend)(x, eps)
@@ -205,8 +207,10 @@ def varlen_attention(
 
 def _load_compiled_backends() -> None:
     """Register the C++ extension and Triton backends when they import."""
-    from mlservices.ops import _cpp  # noqa: F401  (registers cpu/cuda when _C is built)
-    from mlservices.ops import _triton  # noqa: F401  (registers triton when importable)
+    from mlservices.ops import (
+        _cpp,  # noqa: F401  (registers cpu/cuda when _C is built)
+        _triton,  # noqa: F401  (registers triton when importable)
+    )
 
 
 _load_compiled_backends()

@@ -27,8 +27,7 @@ def rows(op: str, name: str, t: torch.Tensor, ndim: int = 2) -> None:
         )
     if t.dtype not in FLOAT_DTYPES:
         raise ValidationError(
-            f"mlservices.{op}: {name} must be float32, float16, bfloat16 or float64, "
-            f"got {t.dtype}",
+            f"mlservices.{op}: {name} must be float32, float16, bfloat16 or float64, got {t.dtype}",
             argument=name,
         )
     if t.shape[-1] > 1 and t.stride(-1) != 1:

@@ -52,3 +52,8 @@ class OperationTimeoutError(MLServicesError, TimeoutError):
 
 class BackendUnavailableError(MLServicesError, RuntimeError):
     """A kernel backend was requested that this install or this device cannot run."""
+
+
+class SettingsError(ValidationError):
+    """A setting has a bad value. ``context`` holds ``setting``, ``value``, ``allowed`` and
+    ``source`` (keyword, environment variable or config file)."""

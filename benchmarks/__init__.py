@@ -1,0 +1,1 @@
+"""pytest-benchmark suites, their shared helpers (``benchmarks._common``) and the comparer."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -120,7 +119,6 @@ class Encoder:
         self.tokenizer = tokenizer
         spec.state_dict = {}  # the weights now live in the model; drop the second copy
         self._prompt_lengths: dict[str, int] = {}
-        self._lock = threading.Lock()
         self.last_stats: EncodeStats | None = None
 
     @classmethod

@@ -265,7 +265,9 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         self._running = requests
         try:
-            vectors = await loop.run_in_executor(self._executor, self._encode, ids, normalize)
+            vectors, failed = await loop.run_in_executor(
+                self._executor, self._encode, ids, normalize
+            )
         except Exception as exc:
             self._running = []
             logger.error("batch of %d texts failed: %s", len(items), exc)
@@ -274,6 +276,10 @@ class DynamicBatcher:
                     request.future.set_exception(copy.copy(exc).with_traceback(None))
             return
         self._running = []
+        for k, error in failed.items():
+            request = items[k][0]
+            if not request.future.done():
+                request.future.set_exception(error)
         self._scatter(items, vectors)
 
     def _record_waits(self, requests: list[_Request], started: float) -> None:
@@ -295,8 +301,14 @@ class DynamicBatcher:
 
     # -- the worker thread ---------------------------------------------------------------------
 
-    def _encode(self, ids: list[np.ndarray], normalize: np.ndarray) -> np.ndarray:
-        """Vectors of ``ids`` [n, dim]; splits in half and retries on out-of-memory."""
+    def _encode(
+        self, ids: list[np.ndarray], normalize: np.ndarray
+    ) -> tuple[np.ndarray, dict[int, BaseException]]:
+        """Vectors of ``ids`` [n, dim] and the rows that failed alone, by position.
+
+        On out-of-memory the rows are split in half and each half retried; a row that runs out
+        of memory on its own fails with ResourceExhaustedError, and only that row.
+        """
         try:
             vectors = self._encode_once(ids, normalize)
         except Exception as exc:
@@ -304,19 +316,14 @@ class DynamicBatcher:
                 raise
             return self._split_after_oom(ids, normalize, exc)
         self._after_good_batch()
-        return vectors
+        return vectors, {}
 
-    def _split_after_oom(self, ids, normalize, exc: BaseException) -> np.ndarray:
+    def _split_after_oom(self, ids, normalize, exc: BaseException):
         tokens = int(sum(len(x) for x in ids))
         if self.encoder.device.type == "cuda":
             torch.cuda.empty_cache()
         if len(ids) == 1:
-            raise ResourceExhaustedError(
-                f"one text of {tokens} tokens does not fit in memory on {self.encoder.device}",
-                hint="free device memory, use a smaller dtype, or lower max_seq_length",
-                device=str(self.encoder.device),
-                tokens=tokens,
-            ) from exc
+            return np.full((1, self._dim), np.nan, np.float32), {0: self._too_big(tokens, exc)}
         self._cap = max(1, tokens // 2)
         self._good_batches = 0
         logger.warning(
@@ -332,8 +339,20 @@ class DynamicBatcher:
         if self._on_oom is not None:
             self._on_oom(tokens)
         half = len(ids) // 2
-        first = self._encode(ids[:half], normalize[:half])
-        return np.concatenate([first, self._encode(ids[half:], normalize[half:])])
+        first, first_failed = self._encode(ids[:half], normalize[:half])
+        second, second_failed = self._encode(ids[half:], normalize[half:])
+        failed = {**first_failed, **{half + k: v for k, v in second_failed.items()}}
+        return np.concatenate([first, second]), failed
+
+    def _too_big(self, tokens: int, exc: BaseException) -> ResourceExhaustedError:
+        error = ResourceExhaustedError(
+            f"one text of {tokens} tokens does not fit in memory on {self.encoder.device}",
+            hint="free device memory, use a smaller dtype, or send a shorter text",
+            device=str(self.encoder.device),
+            tokens=tokens,
+        )
+        error.__cause__ = exc
+        return error
 
     def _after_good_batch(self) -> None:
         if self._cap is None:

@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
+from test_service_support import WORDS, assert_rows, random_texts, run
 
 from mlservices.errors import InputTypeError, ResourceExhaustedError, ValidationError
 from mlservices.state import ServiceState
-from test_service_support import WORDS, assert_rows, random_texts, run
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +181,8 @@ def test_one_text_that_alone_runs_out_of_memory_fails_only_its_request(encoder, 
 
     async def body(service):
         monkeypatch.setattr(encoder, "forward", forward)
-        calls = [service.embed_batch(["a cat"]), service.embed_batch([big]), service.embed_text("x")]
+        calls = [service.embed_batch(["a cat"]), service.embed_batch([big])]
+        calls.append(service.embed_text("x"))
         return await asyncio.gather(*calls, return_exceptions=True)
 
     small, failed, single = run(encoder, body, max_wait_ms=30)

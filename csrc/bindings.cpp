@@ -22,8 +22,7 @@ TORCH_LIBRARY(mlservices, m) {
   // Row-wise ops on [T, H].
   m.def("segment_pool(Tensor x, Tensor cu_seqlens, str mode, bool normalize, float eps) -> Tensor");
   m.def("l2_normalize(Tensor x, float eps) -> Tensor");
-  m.def(
-      "layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor? residual) -> Tensor");
+  m.def("layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor? residual) -> Tensor");
 
   // Attention within segments of [T, heads, head_dim].
   m.def(

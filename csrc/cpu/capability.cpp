@@ -31,8 +31,8 @@ Capability parse(const std::string& name) {
   if (name == "default") return Capability::kDefault;
   if (name == "avx2") return Capability::kAvx2;
   if (name == "avx512") return Capability::kAvx512;
-  TORCH_CHECK(false, "mlservices: CPU capability must be one of default, avx2, avx512; got '",
-              name, "'");
+  TORCH_CHECK(false, "mlservices: CPU capability must be one of default, avx2, avx512; got '", name,
+              "'");
 }
 
 Capability initial() {
@@ -73,8 +73,8 @@ std::string capability_name(Capability capability) {
 std::string set_capability(const std::string& name) {
   const Capability wanted = parse(name);
   TORCH_CHECK(static_cast<int>(wanted) <= static_cast<int>(supported_capability()),
-              "mlservices: CPU capability '", name, "' is not supported here (best: ",
-              capability_name(supported_capability()), ")");
+              "mlservices: CPU capability '", name,
+              "' is not supported here (best: ", capability_name(supported_capability()), ")");
   const int previous = active().exchange(static_cast<int>(wanted));
   return capability_name(static_cast<Capability>(previous));
 }

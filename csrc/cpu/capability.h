@@ -40,26 +40,26 @@ std::string capability_name(Capability capability);
 
 // Calls the active tier's version of a kernel declared with MLS_DECLARE_CPU_KERNEL.
 #if defined(MLS_HAVE_AVX512_KERNELS)
-#define MLS_CALL_AVX512(name, ...) \
-  case ::mlservices::cpu::Capability::kAvx512:                \
-    AVX512::name(__VA_ARGS__);                                 \
+#define MLS_CALL_AVX512(name, ...)             \
+  case ::mlservices::cpu::Capability::kAvx512: \
+    AVX512::name(__VA_ARGS__);                 \
     break;
 #else
 #define MLS_CALL_AVX512(name, ...)
 #endif
 #if defined(MLS_HAVE_AVX2_KERNELS)
-#define MLS_CALL_AVX2(name, ...) \
-  case ::mlservices::cpu::Capability::kAvx2:                  \
-    AVX2::name(__VA_ARGS__);                                   \
+#define MLS_CALL_AVX2(name, ...)             \
+  case ::mlservices::cpu::Capability::kAvx2: \
+    AVX2::name(__VA_ARGS__);                 \
     break;
 #else
 #define MLS_CALL_AVX2(name, ...)
 #endif
-#define MLS_DISPATCH_CPU_KERNEL(name, ...)                   \
-  switch (::mlservices::cpu::active_capability()) {          \
-    MLS_CALL_AVX512(name, __VA_ARGS__)                       \
-    MLS_CALL_AVX2(name, __VA_ARGS__)                         \
-    default:                                                  \
-      DEFAULT::name(__VA_ARGS__);                             \
-      break;              \
+#define MLS_DISPATCH_CPU_KERNEL(name, ...)          \
+  switch (::mlservices::cpu::active_capability()) { \
+    MLS_CALL_AVX512(name, __VA_ARGS__)              \
+    MLS_CALL_AVX2(name, __VA_ARGS__)                \
+    default:                                        \
+      DEFAULT::name(__VA_ARGS__);                   \
+      break;                                        \
   }

@@ -36,7 +36,9 @@ using AccVec = at::vec::Vectorized<acc_t<T>>;
 template <typename T>
 constexpr int64_t kStep = 2 * AccVec<T>::size();
 
-inline int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+inline int64_t round_up(int64_t n, int64_t multiple) {
+  return (n + multiple - 1) / multiple * multiple;
+}
 
 // Loads kStep<T> elements of `src` as two accumulator vectors.
 template <typename T>
@@ -99,7 +101,8 @@ inline void load_row(const T* src, int64_t n, acc_t<T>* dst) {
 template <typename A>
 class Scratch {
  public:
-  explicit Scratch(int64_t n) : data_(static_cast<A*>(c10::alloc_cpu(std::max<int64_t>(n, 1) * sizeof(A)))) {}
+  explicit Scratch(int64_t n)
+      : data_(static_cast<A*>(c10::alloc_cpu(std::max<int64_t>(n, 1) * sizeof(A)))) {}
   ~Scratch() { c10::free_cpu(data_); }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
@@ -110,8 +113,9 @@ class Scratch {
 };
 
 // Runs body(first, last) on all threads over runs [first, last) of [0, n_items) with about the
-// same total cost each (one run per thread, so a run can set up its scratch once). start[i] is the cost of the items before i (size
-// n_items + 1, start[n_items] the total); uneven segment lengths stay balanced this way.
+// same total cost each (one run per thread, so a run can set up its scratch once). start[i] is the
+// cost of the items before i (size n_items + 1, start[n_items] the total); uneven segment lengths
+// stay balanced this way.
 template <typename Body>
 void balanced_for(int64_t n_items, const int64_t* start, const Body& body) {
   const int64_t total = start[n_items];

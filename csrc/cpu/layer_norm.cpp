@@ -23,8 +23,8 @@ at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::T
   const int64_t n_cols = x.size(1);
   for (const auto* param : {&weight, &bias}) {
     const char* name = param == &weight ? "weight" : "bias";
-    MLS_CHECK_ARG("layer_norm", param->dim() == 1 && param->size(0) == n_cols, name,
-                  " must be [", n_cols, "], got ", param->sizes());
+    MLS_CHECK_ARG("layer_norm", param->dim() == 1 && param->size(0) == n_cols, name, " must be [",
+                  n_cols, "], got ", param->sizes());
     MLS_CHECK_FLOAT("layer_norm", *param);
     MLS_CHECK_CPU("layer_norm", *param);
   }
@@ -32,8 +32,8 @@ at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::T
     MLS_CHECK_ROWS("layer_norm", *residual);
     MLS_CHECK_CPU("layer_norm", *residual);
     MLS_CHECK_SAME_DTYPE("layer_norm", x, *residual);
-    MLS_CHECK_ARG("layer_norm", residual->sizes() == x.sizes(), "residual must match x ",
-                  x.sizes(), ", got ", residual->sizes());
+    MLS_CHECK_ARG("layer_norm", residual->sizes() == x.sizes(), "residual must match x ", x.sizes(),
+                  ", got ", residual->sizes());
   }
   MLS_CHECK_ARG("layer_norm", eps >= 0, "eps must be >= 0, got ", eps);
 

@@ -87,8 +87,8 @@ void layer_norm_kernel(const LayerNormParams& p) {
       Scratch<acc_t<scalar_t>> h(round_up(p.n_cols, kStep<scalar_t>));
       for (int64_t r = row_begin; r < row_end; ++r) {
         layer_norm_row<scalar_t>(p, x + r * p.stride_x_row,
-                                 residual ? residual + r * p.stride_residual_row : nullptr,
-                                 h.get(), out + r * p.n_cols);
+                                 residual ? residual + r * p.stride_residual_row : nullptr, h.get(),
+                                 out + r * p.n_cols);
       }
     });
   });

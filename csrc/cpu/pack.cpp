@@ -7,11 +7,10 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-
-#include <limits>
-
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+
+#include <limits>
 
 #include "checks.h"
 
@@ -101,12 +100,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> pack(const at::Tensor& input_ids,
   auto packed = at::empty({n_tokens}, input_ids.options());
   auto indices = at::empty({n_tokens}, input_ids.options().dtype(at::kLong));
   if (n_tokens > 0) {
-    AT_DISPATCH_ALL_TYPES_AND3(at::kBool, at::kHalf, at::kBFloat16, attention_mask.scalar_type(),
-                               "pack", [&] {
-                                 gather_rows_any_width<scalar_t>(attention_mask, input_ids, cu,
-                                                                 packed,
-                                                                 indices.data_ptr<int64_t>());
-                               });
+    AT_DISPATCH_ALL_TYPES_AND3(
+        at::kBool, at::kHalf, at::kBFloat16, attention_mask.scalar_type(), "pack", [&] {
+          gather_rows_any_width<scalar_t>(attention_mask, input_ids, cu, packed,
+                                          indices.data_ptr<int64_t>());
+        });
   }
   return {packed, cu_seqlens, indices};
 }

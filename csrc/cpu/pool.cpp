@@ -18,8 +18,7 @@ PoolMode parse_pool_mode(std::string_view mode) {
   if (mode == "cls") return PoolMode::kCls;
   if (mode == "last") return PoolMode::kLast;
   if (mode == "max") return PoolMode::kMax;
-  TORCH_CHECK(false, "mlservices.pool: mode must be one of mean, cls, last, max; got '", mode,
-              "'");
+  TORCH_CHECK(false, "mlservices.pool: mode must be one of mean, cls, last, max; got '", mode, "'");
 }
 
 at::Tensor segment_pool(const at::Tensor& x, const at::Tensor& cu_seqlens, c10::string_view mode,
@@ -36,9 +35,9 @@ at::Tensor segment_pool(const at::Tensor& x, const at::Tensor& cu_seqlens, c10::
   const int64_t n_seqs = cu_seqlens.size(0) - 1;
   auto out = at::empty({n_seqs, x.size(1)}, x.options());
   if (n_seqs == 0 || x.size(1) == 0) return out;
-  const PoolParams params{x.data_ptr(), x.stride(0), cu_seqlens.data_ptr<int32_t>(),
-                          out.data_ptr(), n_seqs,     x.size(1),
-                          pool_mode,     normalize,   eps,
+  const PoolParams params{x.data_ptr(),   x.stride(0), cu_seqlens.data_ptr<int32_t>(),
+                          out.data_ptr(), n_seqs,      x.size(1),
+                          pool_mode,      normalize,   eps,
                           x.scalar_type()};
   MLS_DISPATCH_CPU_KERNEL(segment_pool_kernel, params);
   return out;

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <c10/core/ScalarType.h>
-
 #include <c10/util/string_view.h>
 
 #include <cstdint>
@@ -22,7 +21,7 @@ PoolMode parse_pool_mode(std::string_view mode);
 
 // What the per-tier kernel needs: validated pointers, sizes and strides.
 struct PoolParams {
-  const void* x;             // [T, H], rows stride_x_row apart, last dim contiguous
+  const void* x;  // [T, H], rows stride_x_row apart, last dim contiguous
   int64_t stride_x_row;
   const int32_t* cu_seqlens;  // [B + 1]
   void* out;                  // [B, H], contiguous

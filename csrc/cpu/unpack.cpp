@@ -4,11 +4,10 @@
 #include "cpu/unpack.h"
 
 #include <ATen/Parallel.h>
-
-#include <cstring>
-
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+
+#include <cstring>
 
 #include "checks.h"
 

@@ -34,15 +34,16 @@ at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::
   int64_t longest = 0;
   for (int64_t b = 0; b < n_seqs; ++b) longest = std::max<int64_t>(longest, cu[b + 1] - cu[b]);
   MLS_CHECK_ARG("varlen_attention", longest <= max_seqlen, "max_seqlen=", max_seqlen,
-                " but a segment has ", longest, " tokens; pass the max_seqlen that pack() returned");
+                " but a segment has ", longest,
+                " tokens; pass the max_seqlen that pack() returned");
 
   // Allocate the output and run.
   auto out = at::empty(q.sizes(), q.options());
   if (out.numel() == 0) return out;
-  const AttentionParams params{q.data_ptr(),  k.data_ptr(),  v.data_ptr(),  out.data_ptr(),
-                               q.stride(0),   q.stride(1),   k.stride(0),   k.stride(1),
-                               v.stride(0),   v.stride(1),   cu,            n_seqs,
-                               q.size(1),     q.size(2),     longest,       scale,
+  const AttentionParams params{q.data_ptr(),   k.data_ptr(), v.data_ptr(), out.data_ptr(),
+                               q.stride(0),    q.stride(1),  k.stride(0),  k.stride(1),
+                               v.stride(0),    v.stride(1),  cu,           n_seqs,
+                               q.size(1),      q.size(2),    longest,      scale,
                                q.scalar_type()};
   MLS_DISPATCH_CPU_KERNEL(varlen_attention_kernel, params);
   return out;

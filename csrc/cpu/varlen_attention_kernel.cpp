@@ -4,10 +4,10 @@
 // converts k^T and v of its segment to float32 scratch once, then for each block of up to
 // kBlockM query rows: scores = (q * scale) k^T, a row-wise softmax in place, out = probs v.
 // Both products use one register-tiled micro-kernel (kTileM rows x two vectors of columns).
+#include <limits>
+
 #include "cpu/kernel_utils.h"
 #include "cpu/varlen_attention.h"
-
-#include <limits>
 
 namespace mlservices::cpu::CPU_CAPABILITY {
 
@@ -132,8 +132,8 @@ struct AttentionScratch {
         acc(kBlockM * ld_d),
         row(ld_d),
         inv_sum(kBlockM) {}
-  int64_t ld_d;     // row stride of q, v, out buffers: head_dim rounded up to a load step
-  int64_t max_ldk;  // the longest segment rounded up to a vector
+  int64_t ld_d;        // row stride of q, v, out buffers: head_dim rounded up to a load step
+  int64_t max_ldk;     // the longest segment rounded up to a vector
   Scratch<A> kt;       // [head_dim, ldk]: k^T of the segment, zero past its length
   Scratch<A> vp;       // [len, ld_d]: v of the segment
   Scratch<A> qp;       // [kBlockM, ld_d]: a block of q, times scale

@@ -205,3 +205,31 @@ def test_16_threads_on_one_encoder_give_the_serial_results(encoder, pool):
 def test_words_are_single_tokens(encoder):
     lengths = encoder.tokenizer(WORDS).lengths
     assert (lengths == 3).all()
+
+
+def test_the_budget_recovers_after_out_of_memory(encoder, monkeypatch):
+    from mlservices.optimization import batching
+
+    monkeypatch.setattr(batching, "RECOVER_AFTER_BATCHES", 1)
+    real_forward = encoder.forward
+    faults = []
+
+    def forward(batch):
+        if batch.n_tokens > 40 and not faults:  # one out-of-memory error, then none
+            faults.append(batch.n_tokens)
+            raise torch.OutOfMemoryError("injected")
+        return real_forward(batch)
+
+    async def body(service):
+        monkeypatch.setattr(encoder, "forward", forward)
+        states, texts = [], [" ".join(["cat"] * 12)] * 5
+        first = await service.embed_batch(texts)
+        states.append(service.state)
+        for _ in range(4):
+            await service.embed_text("a dog")
+            states.append(service.state)
+        return first, states
+
+    first, states = run(encoder, body, max_batch_tokens=256)
+    assert_rows(first, encoder.encode([" ".join(["cat"] * 12)] * 5))
+    assert states[0] is ServiceState.DEGRADED and states[-1] is ServiceState.READY

@@ -145,6 +145,10 @@ class ProcessingService(ManagedService):
             StateError: this service or its embedding service is not serving.
         """
         validate_state(self.machine, "process")
+        async with self.embedding.instrumentation.operation("process"):
+            return await self._process(documents, normalize, timeout_s)
+
+    async def _process(self, documents, normalize, timeout_s) -> ProcessedDocuments:
         request = parse_request(
             ProcessRequest, documents=list(documents), normalize=normalize, timeout_s=timeout_s
         )

@@ -120,6 +120,15 @@ class DynamicBatcher:
         self._wakeup, self._idle = asyncio.Event(), asyncio.Event()
         self._idle.set()
         self._task = asyncio.create_task(self._run(), name="mlservices-batcher")
+        self._task.add_done_callback(self._on_task_done)
+
+    def _on_task_done(self, task: asyncio.Task) -> None:
+        """If the coalescing task ever dies of a bug, fail its callers rather than strand them."""
+        if task.cancelled() or task.exception() is None:
+            return
+        logger.error("the batching task failed", exc_info=task.exception())
+        self._closing = True
+        self._fail_queued("the batching task failed before this request finished (see the log)")
 
     async def close(self, drain_timeout_s: float) -> int:
         """Stop accepting work, drain for up to ``drain_timeout_s``, fail the rest.
@@ -140,18 +149,18 @@ class DynamicBatcher:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        failed = self._fail_queued()
+        failed = self._fail_queued("the service stopped before this request finished")
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         return failed
 
-    def _fail_queued(self) -> int:
+    def _fail_queued(self, reason: str) -> int:
         failed = 0
         for request in [*self._running, *self._queue]:
             if not request.future.done():
                 request.future.set_exception(
                     StateError(
-                        "the service stopped before this request finished",
+                        reason,
                         hint="retry on a running service, or stop with a longer drain_timeout_s",
                         state="stopping",
                     )
@@ -218,7 +227,7 @@ class DynamicBatcher:
         while (
             self._queue
             and self._queued_tokens < budget
-            and self.queued_texts < (self.max_batch_texts)
+            and self.queued_texts < self.max_batch_texts
         ):
             left = self._queue[0].enqueued_at + self.max_wait_s - time.perf_counter()
             if left <= 0:

@@ -308,7 +308,7 @@ class EmbeddingService(ManagedService):
             validate_batch(
                 texts,
                 self.settings.max_request_texts,
-                self._batcher.queued_texts,
+                self._live_batcher(operation).queued_texts,
                 self.settings.max_queue_texts,
             )
             ids, report = await self._prepare(texts)
@@ -335,6 +335,17 @@ class EmbeddingService(ManagedService):
             self.metrics.inc("requests_total", operation=operation, status=status)
             self.alerts.observe("latency_ms", seconds * 1000.0)
             self._sample_resources()
+
+    def _live_batcher(self, operation: str) -> DynamicBatcher:
+        """The batcher, after re-checking the state (a stop may have begun while we awaited)."""
+        validate_state(self.machine, operation)
+        if self._batcher is None:
+            raise StateError(
+                f"{operation}: the {self.name} service has no batcher in state {self.state}",
+                hint="start the service first",
+                state=self.state.value,
+            )
+        return self._batcher
 
     def _in_flight(self, delta: int) -> int:
         self._in_flight_count += delta
@@ -390,8 +401,9 @@ class EmbeddingService(ManagedService):
             else self.settings.normalize_embeddings
         )
         timeout = options.timeout_s or self.settings.request_timeout_s
+        batcher = self._live_batcher(operation)
         try:
-            return await asyncio.wait_for(self._batcher.submit(ids, normalize), timeout)
+            return await asyncio.wait_for(batcher.submit(ids, normalize), timeout)
         except asyncio.TimeoutError:
             raise OperationTimeoutError(
                 f"{operation} of {len(ids)} texts did not finish within {timeout:g}s",

@@ -49,3 +49,11 @@ def test_memory_limit_refuses_with_a_clear_error():
     assert err.context["limit"] == 64 * MIB and err.context["current"] > 64 * MIB
     assert err.context["device"] == "cpu"
     ResourceManager(Settings(memory_limit_mb=10**6), "cpu").check(1000, "x", 1024)
+
+
+def test_the_device_follows_the_settings():
+    import torch
+
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    assert ResourceManager(Settings()).device.type == auto
+    assert ResourceManager(Settings(device="cpu")).device.type == "cpu"

@@ -110,6 +110,12 @@ class GpuProbe:
         return None if used is None or total is None else total - used
 
 
+def _settings_device(settings: Settings) -> str:
+    if settings.device != "auto":
+        return settings.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _peak_rss_bytes() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
@@ -130,7 +136,8 @@ class ResourceManager:
 
     Args:
         settings: ``memory_limit_mb``, ``gpu_memory_limit_mb`` and ``memory_fraction`` are used.
-        device: the device the work runs on (CPU memory only for ``cpu``).
+        device: the device the work runs on (CPU memory only for ``cpu``); None takes
+            ``settings.device`` (``auto``: a GPU when torch sees one).
 
     Example:
         >>> manager = ResourceManager(Settings())
@@ -139,9 +146,9 @@ class ResourceManager:
         >>> usage.peak_rss_bytes, usage.cpu_percent
     """
 
-    def __init__(self, settings: Settings, device: torch.device | str = "cpu") -> None:
+    def __init__(self, settings: Settings, device: torch.device | str | None = None) -> None:
         self.settings = settings
-        self.device = torch.device(device)
+        self.device = torch.device(device if device is not None else _settings_device(settings))
         self._process = psutil.Process()
         self._process.cpu_percent(None)
         psutil.cpu_percent(None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -119,7 +120,12 @@ class Encoder:
         self.tokenizer = tokenizer
         spec.state_dict = {}  # the weights now live in the model; drop the second copy
         self._prompt_lengths: dict[str, int] = {}
-        self.last_stats: EncodeStats | None = None
+        self._local = threading.local()
+
+    @property
+    def last_stats(self) -> EncodeStats | None:
+        """Statistics of this thread's most recent encode call (None before the first)."""
+        return getattr(self._local, "stats", None)
 
     @classmethod
     def from_pretrained(
@@ -290,7 +296,7 @@ class Encoder:
                 self.max_seq_length,
                 stats.truncated_indices[0],
             )
-        self.last_stats = stats
+        self._local.stats = stats
         return EmbedResult(result if sentence else tokens_out, stats)
 
     def encode(

@@ -123,10 +123,11 @@ def run(
         engines.append(bench.ours_engine(Encoder.from_pretrained(folder, device=device)))
     engines.append(bench.ours_engine(ours))
     results, outputs = [], {}
-    for engine in engines:
-        result, out = bench.measure(engine, texts, tokens, rounds, device)
-        results.append(result)
-        outputs[result.label] = out
+    with bench.quiet_encoder_warnings():
+        for engine in engines:
+            result, out = bench.measure(engine, texts, tokens, rounds, device)
+            results.append(result)
+            outputs[result.label] = out
     bench.add_ratios(results, outputs)
     env = bench.environment(
         device,

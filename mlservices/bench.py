@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import json
@@ -486,24 +487,39 @@ def run_bench(
         else:
             skipped[f"sentence-transformers {encoder.dtype}"] = reason
     results, outputs = [], {}
-    for engine in engines:
-        logger.info("bench: %s %s on %d texts", engine.name, engine.dtype, len(texts))
-        result, out = measure(engine, texts, tokens, rounds, dev)
-        if buckets:
-            result.buckets = bucket_throughput(engine, texts, lengths, dev)
-        results.append(result)
-        outputs[result.label] = out
+    with quiet_encoder_warnings():
+        for engine in engines:
+            logger.info("bench: %s %s on %d texts", engine.name, engine.dtype, len(texts))
+            result, out = measure(engine, texts, tokens, rounds, dev)
+            if buckets:
+                result.buckets = bucket_throughput(engine, texts, lengths, dev)
+            results.append(result)
+            outputs[result.label] = out
     add_ratios(results, outputs)
     env = environment(
         dev,
         encoder.dtype,
         texts=len(texts),
         tokens=tokens,
+        truncated=int(encoder.tokenizer(list(texts)).truncated.sum()),
         rounds=rounds,
         st_batch_size=ST_BATCH_SIZE,
         model=str(encoder.spec.path),
     )
     return BenchReport(env, len(texts), tokens, results, skipped)
+
+
+@contextlib.contextmanager
+def quiet_encoder_warnings():
+    """Silence the encoder's per-call truncation warning while the same texts run many times
+    (the report counts truncated texts once instead)."""
+    encoder_logger = logging.getLogger("mlservices.encoder")
+    level = encoder_logger.level
+    encoder_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        encoder_logger.setLevel(level)
 
 
 def same_dtype_peer_skip_reason(device: torch.device, dtype: torch.dtype) -> str | None:
@@ -643,9 +659,10 @@ def main(args) -> int:
     )
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    env = report.environment
     print(
-        f"{report.texts} texts, {report.tokens} real tokens on {report.environment['device']} "
-        f"({report.environment['torch_threads']} threads)"
+        f"{report.texts} texts ({env['sizes']['truncated']} truncated at max_seq_length), "
+        f"{report.tokens} real tokens on {env['device']} ({env['torch_threads']} threads)"
     )
     print(format_table(report))
     for peer, reason in report.skipped.items():

@@ -260,7 +260,10 @@ def _run(args, results_dir: Path) -> int:
     explicit = load_run(args.baseline) if args.baseline is not None else None
     regressed, compared = False, 0
     for (device, suite), group in split_by_suite(new).items():
-        baseline = explicit if explicit is not None else _stored(results_dir, device, suite)
+        if explicit is not None:
+            baseline = {**explicit, "benchmarks": _of_suite(explicit["benchmarks"], suite)}
+        else:
+            baseline = _stored(results_dir, device, suite)
         if baseline is None:
             print(f"{suite} on {device}: no stored baseline in {results_dir / device}")
             if args.save and not is_quick(group["benchmarks"][0], group):
@@ -292,6 +295,10 @@ def _run(args, results_dir: Path) -> int:
         )
     print(f"compare: {compared} metrics within their thresholds")
     return EXIT_OK
+
+
+def _of_suite(benchmarks: list[dict], suite: str) -> list[dict]:
+    return [b for b in benchmarks if suite_of(b) == suite]
 
 
 def _stored(results_dir: Path, device: str, suite: str) -> dict | None:

@@ -159,3 +159,10 @@ def test_unusable_input_exits_2(compare, tmp_path, capsys, content, message):
     path.write_text(content, encoding="utf-8")
     assert compare.main([str(path)], results_dir=tmp_path / "results") == 2
     assert message in capsys.readouterr().err
+
+
+def test_explicit_baseline_is_matched_suite_by_suite(compare, tmp_path, capsys):
+    base = [bench("a", throughput=1000.0), bench("k", throughput=5.0, suite="kernels")]
+    assert run_compare(compare, tmp_path, base, [bench("a", throughput=1000.0)]) == 0
+    out = capsys.readouterr().out
+    assert "kernels" not in out and "baseline only" not in out

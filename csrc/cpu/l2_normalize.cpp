@@ -4,9 +4,9 @@
 #include "cpu/l2_normalize.h"
 
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 
 #include "checks.h"
+#include "cpu/alloc.h"
 
 namespace mlservices::cpu {
 
@@ -18,7 +18,7 @@ at::Tensor l2_normalize(const at::Tensor& x, double eps) {
   MLS_CHECK_ARG("l2_normalize", eps > 0, "eps must be positive, got ", eps);
 
   // Allocate and run.
-  auto out = at::empty({x.size(0), x.size(1)}, x.options());
+  auto out = empty_output({x.size(0), x.size(1)}, x.options());
   if (x.numel() == 0) return out;
   const L2NormalizeParams params{x.data_ptr(), x.stride(0), out.data_ptr(), x.size(0),
                                  x.size(1),    eps,         x.scalar_type()};

@@ -8,9 +8,9 @@
 #include "cpu/layer_norm.h"
 
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 
 #include "checks.h"
+#include "cpu/alloc.h"
 
 namespace mlservices::cpu {
 
@@ -43,7 +43,7 @@ at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::T
   const at::Tensor bias_acc = bias.to(acc_dtype).contiguous();
 
   // Allocate and run.
-  auto out = at::empty({x.size(0), n_cols}, x.options());
+  auto out = empty_output({x.size(0), n_cols}, x.options());
   if (x.numel() == 0) return out;
   const LayerNormParams params{x.data_ptr(),
                                x.stride(0),

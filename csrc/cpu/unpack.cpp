@@ -5,11 +5,11 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 
 #include <cstring>
 
 #include "checks.h"
+#include "cpu/alloc.h"
 
 namespace mlservices::cpu {
 
@@ -48,7 +48,7 @@ at::Tensor unpack(const at::Tensor& x, const at::Tensor& cu_seqlens, int64_t max
   // Allocate [B, max_seqlen, ...].
   std::vector<int64_t> out_sizes{n_seqs, max_seqlen};
   out_sizes.insert(out_sizes.end(), x.sizes().begin() + 1, x.sizes().end());
-  auto out = at::empty(out_sizes, x.options());
+  auto out = empty_output(out_sizes, x.options());
   if (out.numel() == 0) return out;
 
   // Copy each segment's rows, zero the padding rows after them.

@@ -7,9 +7,9 @@
 #include "cpu/varlen_attention.h"
 
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 
 #include "checks.h"
+#include "cpu/alloc.h"
 
 namespace mlservices::cpu {
 
@@ -38,7 +38,7 @@ at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::
                 " tokens; pass the max_seqlen that pack() returned");
 
   // Allocate the output and run.
-  auto out = at::empty(q.sizes(), q.options());
+  auto out = empty_output(q.sizes(), q.options());
   if (out.numel() == 0) return out;
   const AttentionParams params{q.data_ptr(),   k.data_ptr(), v.data_ptr(), out.data_ptr(),
                                q.stride(0),    q.stride(1),  k.stride(0),  k.stride(1),

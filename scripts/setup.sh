@@ -36,6 +36,6 @@ echo "setup: keeping $(cat "$constraints")"
 
 pip install -q -c "$constraints" setuptools wheel cmake ninja pybind11
 MLSERVICES_BUILD_TYPE=${MLSERVICES_BUILD_TYPE:-Release} \
-  pip install -q -c "$constraints" --no-build-isolation -e ".[test,triton]"
+  pip install -q -c "$constraints" --no-build-isolation -e ".[test,triton,bench]"
 python -c "import mlservices, mlservices.ops._cpp as c; \
 print('setup: mlservices', mlservices.__version__, 'extension', 'built' if c.BUILD_INFO else 'MISSING')"

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <torch/library.h>
 
+#include "cpu/bias_gelu.h"
 #include "cpu/capability.h"
 #include "cpu/l2_normalize.h"
 #include "cpu/layer_norm.h"
@@ -24,6 +25,10 @@ TORCH_LIBRARY(mlservices, m) {
   m.def("l2_normalize(Tensor x, float eps) -> Tensor");
   m.def("layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor? residual) -> Tensor");
 
+  // Elementwise epilogues of a matmul on [T, N]; the trailing-underscore op writes over x.
+  m.def("bias_gelu(Tensor x, Tensor bias, str approximate) -> Tensor");
+  m.def("bias_gelu_(Tensor(a!) x, Tensor bias, str approximate) -> ()");
+
   // Attention within segments of [T, heads, head_dim].
   m.def(
       "varlen_attention(Tensor q, Tensor k, Tensor v, Tensor cu_seqlens, int max_seqlen, "
@@ -36,6 +41,8 @@ TORCH_LIBRARY_IMPL(mlservices, CPU, m) {
   m.impl("segment_pool", &mlservices::cpu::segment_pool);
   m.impl("l2_normalize", &mlservices::cpu::l2_normalize);
   m.impl("layer_norm", &mlservices::cpu::layer_norm);
+  m.impl("bias_gelu", &mlservices::cpu::bias_gelu);
+  m.impl("bias_gelu_", &mlservices::cpu::bias_gelu_);
   m.impl("varlen_attention", &mlservices::cpu::varlen_attention);
 }
 

@@ -22,6 +22,13 @@ ACTIVATIONS = {
     "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
     "relu": F.relu,
 }
+# Activations with a fused bias + activation op: hidden_act -> ops.bias_gelu_'s approximate.
+FUSED_GELU = {
+    "gelu": "none",
+    "gelu_python": "none",
+    "gelu_new": "tanh",
+    "gelu_pytorch_tanh": "tanh",
+}
 
 
 @dataclass
@@ -80,6 +87,7 @@ class PackedBert:
                 hint="only absolute position embeddings are implemented",
             )
         self.activation = ACTIVATIONS[act]
+        self.gelu_approximate = FUSED_GELU.get(act)
         self.device, self.dtype = device, dtype
         state = _strip_prefix(state_dict)
         n_layers = int(config["num_hidden_layers"])
@@ -142,7 +150,14 @@ class PackedBert:
         return F.linear(ctx.reshape(n_tokens, self.hidden), layer.out_weight, layer.out_bias)
 
     def feed_forward(self, layer: BertLayer, h: torch.Tensor) -> torch.Tensor:
-        inter = self.activation(F.linear(h, layer.ffn_in_weight, layer.ffn_in_bias))
+        """FFN in, activation, FFN out: [T, hidden] -> [T, intermediate] -> [T, hidden]."""
+        if self.gelu_approximate is None:
+            inter = self.activation(F.linear(h, layer.ffn_in_weight, layer.ffn_in_bias))
+        else:
+            # A bias-free matmul, then bias + GELU in one pass over that fresh buffer (ours, so
+            # written in place): no bias-broadcast pass and no second [T, intermediate] tensor.
+            inter = torch.mm(h, layer.ffn_in_weight.t())
+            ops.bias_gelu_(inter, layer.ffn_in_bias, self.gelu_approximate)
         return F.linear(inter, layer.ffn_out_weight, layer.ffn_out_bias)
 
     def layer(

@@ -25,6 +25,8 @@ __all__ = [
     "OPS",
     "POOL_MODES",
     "available_backends",
+    "bias_gelu",
+    "bias_gelu_",
     "l2_normalize",
     "layer_norm",
     "pack",
@@ -43,6 +45,7 @@ register(
         "l2_normalize": reference.l2_normalize_ref,
         "layer_norm": reference.layer_norm_ref,
         "varlen_attention": reference.varlen_attention_ref,
+        "bias_gelu": reference.bias_gelu_ref,
     },
 )
 
@@ -167,6 +170,57 @@ def layer_norm(
                 f"{tuple(residual.shape)}"
             )
     return resolve("layer_norm", x.device, backend)(x, weight, bias, eps, residual)
+
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+def _check_bias_gelu(op: str, x: torch.Tensor, bias: torch.Tensor, approximate: str) -> None:
+    _validate.rows(op, "x", x)
+    _validate.rows(op, "bias", bias, ndim=1)
+    if bias.shape != (x.shape[1],):
+        raise _validate.ValidationError(
+            f"mlservices.{op}: bias must be [{x.shape[1]}], got {tuple(bias.shape)}",
+            argument="bias",
+        )
+    _validate.choice(op, "approximate", approximate, GELU_APPROXIMATIONS)
+    _validate.same_device(op, x=x, bias=bias)
+
+
+def bias_gelu(
+    x: torch.Tensor, bias: torch.Tensor, approximate: str = "none", *, backend: str | None = None
+) -> torch.Tensor:
+    """GELU(x + bias) over [T, N]: the bias add and activation after a bias-free matmul.
+
+    Args:
+        x: [T, N] float; rows may be strided, the last dimension must be contiguous.
+        bias: [N], in x's dtype or float32.
+        approximate: ``none`` (erf, as ``F.gelu``) or ``tanh``.
+        backend: None (automatic) or a backend name.
+
+    Returns:
+        A new [T, N] tensor in x's dtype, computed in float32 (float64 for float64). x is not
+        written; see ``bias_gelu_`` for the in-place form.
+
+    Example:
+        >>> h = torch.randn(5, 1536) @ torch.randn(1536, 1536)
+        >>> bias_gelu(h, torch.zeros(1536)).shape
+        torch.Size([5, 1536])
+    """
+    _check_bias_gelu("bias_gelu", x, bias, approximate)
+    return resolve("bias_gelu", x.device, backend)(x, bias, approximate, False)
+
+
+def bias_gelu_(
+    x: torch.Tensor, bias: torch.Tensor, approximate: str = "none", *, backend: str | None = None
+) -> torch.Tensor:
+    """In-place ``bias_gelu``: writes GELU(x + bias) over x and returns x.
+
+    Only for a buffer the caller owns (a matmul output, say): no copy and no second [T, N] pass.
+    Arguments as ``bias_gelu``; rows of x may be strided, only its [T, N] elements are written.
+    """
+    _check_bias_gelu("bias_gelu_", x, bias, approximate)
+    return resolve("bias_gelu", x.device, backend)(x, bias, approximate, True)
 
 
 def varlen_attention(

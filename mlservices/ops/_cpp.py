@@ -52,6 +52,13 @@ def _layer_norm(x, weight, bias, eps=1e-12, residual=None):
     return torch.ops.mlservices.layer_norm(x, weight, bias, eps, residual)
 
 
+def _bias_gelu(x, bias, approximate="none", inplace=False):
+    if inplace:
+        torch.ops.mlservices.bias_gelu_(x, bias, approximate)
+        return x
+    return torch.ops.mlservices.bias_gelu(x, bias, approximate)
+
+
 def _varlen_attention(q, k, v, cu_seqlens, max_seqlen, scale=None):
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     return torch.ops.mlservices.varlen_attention(q, k, v, cu_seqlens, max_seqlen, scale)
@@ -84,6 +91,14 @@ def _register_fakes() -> None:
     def _layer_norm_fake(x, weight, bias, eps, residual):
         return x.new_empty(x.shape)
 
+    @torch.library.register_fake("mlservices::bias_gelu")
+    def _bias_gelu_fake(x, bias, approximate):
+        return x.new_empty(x.shape)
+
+    @torch.library.register_fake("mlservices::bias_gelu_")
+    def _bias_gelu_inplace_fake(x, bias, approximate):
+        return None
+
     @torch.library.register_fake("mlservices::varlen_attention")
     def _varlen_attention_fake(q, k, v, cu_seqlens, max_seqlen, scale):
         return q.new_empty(q.shape)
@@ -98,9 +113,11 @@ if BUILD_INFO is not None:
         "l2_normalize": _l2_normalize,
         "layer_norm": _layer_norm,
         "varlen_attention": _varlen_attention,
+        "bias_gelu": _bias_gelu,
     }
     register("cpu", ("cpu",), impls)
     if BUILD_INFO.get("cuda"):
-        # TODO: varlen_attention has no CUDA kernel (Triton covers it on GPUs); a CUDA build
-        # registers the five ops csrc/cuda implements.
-        register("cuda", ("cuda",), {k: f for k, f in impls.items() if k != "varlen_attention"})
+        # TODO: varlen_attention has no CUDA kernel (Triton covers it on GPUs) and bias_gelu none
+        # yet (the reference serves on GPUs); a CUDA build registers the five ops csrc/cuda has.
+        cuda_ops = set(impls) - {"varlen_attention", "bias_gelu"}
+        register("cuda", ("cuda",), {k: impls[k] for k in sorted(cuda_ops)})

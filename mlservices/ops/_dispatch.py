@@ -14,7 +14,15 @@ import torch
 
 from mlservices.errors import BackendUnavailableError
 
-OPS = ("pack", "unpack", "pool", "l2_normalize", "layer_norm", "varlen_attention")
+OPS = (
+    "pack",
+    "unpack",
+    "pool",
+    "l2_normalize",
+    "layer_norm",
+    "varlen_attention",
+    "bias_gelu",
+)
 BACKENDS = ("triton", "cuda", "cpu", "reference")
 
 # Automatic choice, fastest first, per device type. Interpreted Triton on CPU is never automatic.

@@ -100,6 +100,15 @@ def layer_norm_ref(
     return out.to(x.dtype)
 
 
+def bias_gelu_ref(
+    x: torch.Tensor, bias: torch.Tensor, approximate: str = "none", inplace: bool = False
+) -> torch.Tensor:
+    """GELU(x + bias) on [T, N] in float32; ``inplace`` writes the result over x and returns x."""
+    acc_dtype = _acc_dtype(x.dtype)
+    out = F.gelu(x.to(acc_dtype) + bias.to(acc_dtype), approximate=approximate).to(x.dtype)
+    return x.copy_(out) if inplace else out
+
+
 def varlen_attention_ref(
     q: torch.Tensor,
     k: torch.Tensor,

@@ -4,9 +4,10 @@
 //
 // Math is float32 (float64 for float64). In float32, erf is the Abramowitz & Stegun polynomial
 // that torch's own CPU GELU (oneDNN) uses, |error| < 1.5e-7, with an inline exp. bias may be in
-// x's dtype or float32; it is read in the accumulator type (an [N] copy when it differs). bias_gelu allocates the output and never writes
-// x; bias_gelu_ overwrites x, so a matmul output needs no second buffer and no separate bias pass.
-// The work runs in bias_gelu_kernel.cpp at the CPU's best tier.
+// x's dtype or float32; it is read in the accumulator type (an [N] copy when it differs).
+// bias_gelu allocates the output and never writes x; bias_gelu_ overwrites x, so a matmul output
+// needs no second buffer and no separate bias pass. The work runs in bias_gelu_kernel.cpp at the
+// CPU's best tier.
 #include "cpu/bias_gelu.h"
 
 #include <ATen/core/Tensor.h>

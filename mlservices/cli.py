@@ -34,13 +34,42 @@ def read_texts(path: Path, field: str = "text") -> list[str]:
         raise ValidationError(
             f"input {path} must be .txt (one text per line) or .jsonl, got {suffix or 'no suffix'}"
         )
+    if path.is_dir():
+        raise ValidationError(f"input {path} is a directory, not a file")
+    data = path.read_bytes()
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValidationError(f"{path} is not UTF-8 text: {exc}") from exc
+        line_no = data[: exc.start].count(b"\n") + 1
+        raise ValidationError(
+            f"{path.name} line {line_no} is not UTF-8 text ({exc.reason})", line=line_no
+        ) from exc
+    # Lines end at \n only: other Unicode separators (U+2028, \x0b, \x85 ...) belong to the text.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
     if suffix == ".txt":
-        return lines
-    return [_jsonl_text(path, n, line, field) for n, line in enumerate(lines, 1) if line.strip()]
+        records = [(n, line) for n, line in enumerate(lines, 1)]
+    else:
+        records = [
+            (n, _jsonl_text(path, n, line, field))
+            for n, line in enumerate(lines, 1)
+            if line.strip()
+        ]
+    for n, value in records:
+        _check_unicode(path, n, value)
+    return [value for _, value in records]
+
+
+def _check_unicode(path: Path, line_no: int, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"{path.name} line {line_no} holds an invalid code point ({exc.reason})",
+            hint="remove lone surrogates (\\ud800-\\udfff escapes) from the input",
+            line=line_no,
+        ) from exc
 
 
 def _jsonl_text(path: Path, line_no: int, line: str, field: str) -> str:
@@ -93,9 +122,16 @@ def cmd_embed(args: argparse.Namespace) -> int:
         show_progress_bar=sys.stderr.isatty(),
         max_batch_tokens=args.max_batch_tokens,
     )
-    embeddings = np.asarray(embeddings, dtype=np.float32).reshape(len(texts), -1)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    np.save(output, embeddings)
+    embeddings = np.asarray(embeddings, dtype=np.float32).reshape(
+        len(texts), encoder.embedding_dimension
+    )
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        np.save(output, embeddings)
+    except OSError as exc:
+        raise ValidationError(
+            f"cannot write {output}: {exc.strerror or exc}", hint="choose a writable path"
+        ) from exc
     stats = encoder.last_stats
     summary = {
         "texts": stats.texts,

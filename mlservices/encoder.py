@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +65,12 @@ class EmbedResult:
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValidationError(
+            f"device {device!r} is not a valid device", hint="use 'cpu', 'cuda' or 'cuda:N'"
+        ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValidationError(
             f"device {str(dev)!r} was requested but torch sees no CUDA device",
@@ -178,13 +183,14 @@ class Encoder:
         name = prompt_name if prompt_name is not None else self.spec.default_prompt_name
         if name is None:
             return None
-        if name not in self.spec.prompts:
+        # Like sentence-transformers: "query" and "document" exist (empty) unless configured.
+        prompts = {"query": "", "document": "", **self.spec.prompts}
+        if name not in prompts:
             raise ValidationError(
-                f"prompt_name {name!r} is not one of this model's prompts "
-                f"{sorted(self.spec.prompts)}",
+                f"prompt_name {name!r} is not one of this model's prompts {sorted(prompts)}",
                 hint="pass prompt='...' or one of the configured names",
             )
-        return self.spec.prompts[name]
+        return prompts[name]
 
     def _prompt_prefix(self, prompt: str | None) -> int:
         """Tokens to exclude from pooling: the prompt's, when the model excludes prompts."""
@@ -339,7 +345,7 @@ class Encoder:
             InputTypeError: an input is not a str (the error names its index).
             ValidationError: an argument is out of range (the error names it and the range).
         """
-        self._check_encode_args(batch_size, output_value, precision, truncate_dim)
+        self._check_encode_args(batch_size, output_value, precision, truncate_dim, max_batch_tokens)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
         single = isinstance(sentences, str)
@@ -358,9 +364,15 @@ class Encoder:
             return result[0] if single else result
         return _convert(result, single, precision, convert_to_numpy, convert_to_tensor)
 
-    def _check_encode_args(self, batch_size, output_value, precision, truncate_dim) -> None:
-        if not isinstance(batch_size, int) or batch_size <= 0:
+    def _check_encode_args(
+        self, batch_size, output_value, precision, truncate_dim, max_batch_tokens
+    ) -> None:
+        if not _positive_int(batch_size):
             raise ValidationError(f"batch_size must be a positive int, got {batch_size!r}")
+        if max_batch_tokens is not None and not _positive_int(max_batch_tokens):
+            raise ValidationError(
+                f"max_batch_tokens must be a positive int or None, got {max_batch_tokens!r}"
+            )
         if output_value not in OUTPUT_VALUES:
             raise ValidationError(
                 f"output_value must be one of {OUTPUT_VALUES}, got {output_value!r}",
@@ -370,13 +382,25 @@ class Encoder:
             raise ValidationError(
                 f"precision must be one of {pipeline.PRECISIONS}, got {precision!r}"
             )
-        if truncate_dim is not None and not 0 < truncate_dim <= self.embedding_dimension:
+        if truncate_dim is not None and not (
+            _positive_int(truncate_dim) and truncate_dim <= self.embedding_dimension
+        ):
             raise ValidationError(
                 f"truncate_dim must be in 1..{self.embedding_dimension}, got {truncate_dim!r}"
             )
 
 
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def _as_list(sentences) -> list:
+    if isinstance(sentences, (Mapping, Set)):
+        raise ValidationError(
+            f"sentences must be a str or an ordered sequence of str, got "
+            f"{type(sentences).__name__}",
+            hint="pass a list (a dict or set has no defined row order)",
+        )
     if isinstance(sentences, (list, tuple)):
         return list(sentences)
     if isinstance(sentences, np.ndarray):

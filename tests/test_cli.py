@@ -115,3 +115,54 @@ def test_no_top_level_kernels_module_is_ours():
 
     files = [str(f) for f in distribution("mlservices").files or []]
     assert not any(f.startswith("kernels/") for f in files)
+
+
+def test_txt_lines_end_only_at_newline(tmp_path, encoder):
+    """Vertical tabs, NEL and U+2028 belong to the text: row i is line i."""
+    lines = ["a\x0bb\x1cc", "line one\x85still one", "para\u2028graph", "plain"]
+    source = tmp_path / "odd.txt"
+    source.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    result = run_cli("embed", str(source), "-o", str(tmp_path / "o.npy"))
+    assert result.returncode == 0, result.stderr
+    assert_parity(np.load(tmp_path / "o.npy"), encoder.encode(lines))
+
+
+def test_jsonl_string_with_line_separator_is_valid(tmp_path, encoder):
+    source = tmp_path / "ls.jsonl"
+    source.write_text(json.dumps({"text": "first\u2028second"}, ensure_ascii=False) + "\n")
+    result = run_cli("embed", str(source), "-o", str(tmp_path / "o.npy"))
+    assert result.returncode == 0, result.stderr
+    assert_parity(np.load(tmp_path / "o.npy"), encoder.encode(["first\u2028second"]))
+
+
+def test_empty_input_writes_an_empty_matrix(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    result = run_cli("embed", str(tmp_path / "empty.txt"), "-o", str(tmp_path / "e.npy"))
+    assert result.returncode == 0, result.stderr
+    assert np.load(tmp_path / "e.npy").shape == (0, 384)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"ok\n\xff\xfe bad\n", "line 2 is not UTF-8 text"),
+        (b'{"text": "a"}\n\n{"text": "\\ud800"}\n', "line 3 holds an invalid code point"),
+    ],
+)
+def test_undecodable_lines_are_named(tmp_path, content, message):
+    source = tmp_path / ("bad.jsonl" if content.startswith(b"{") else "bad.txt")
+    source.write_bytes(content)
+    result = run_cli("embed", str(source), "-o", str(tmp_path / "x.npy"))
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_device_and_unwritable_output(tmp_path):
+    (tmp_path / "in.txt").write_text("a\n")
+    result = run_cli(
+        "embed", str(tmp_path / "in.txt"), "-o", str(tmp_path / "x.npy"), "--device", "tpu"
+    )
+    assert result.returncode == 2 and "not a valid device" in result.stderr
+    result = run_cli("embed", str(tmp_path / "in.txt"), "-o", "/proc/nowhere/x.npy")
+    assert result.returncode == 2 and "cannot write" in result.stderr
+    assert "Traceback" not in result.stderr

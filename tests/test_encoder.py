@@ -131,3 +131,25 @@ def test_bad_items_raise_typed_errors_naming_the_index(encoder, bad, error, inde
 def test_bad_arguments_raise_validation_errors(encoder, kwargs, fragment):
     with pytest.raises(ValidationError, match=fragment):
         encoder.encode(["text"], **kwargs)
+
+
+@pytest.mark.parametrize("bad", [{"a": 1, "b": 2}, {"a", "b"}])
+def test_unordered_containers_are_refused(encoder, bad):
+    with pytest.raises(ValidationError, match="ordered sequence"):
+        encoder.encode(bad)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"max_batch_tokens": 0}, {"max_batch_tokens": -5}, {"batch_size": True}]
+)
+def test_non_positive_budgets_are_refused(encoder, kwargs):
+    with pytest.raises(ValidationError):
+        encoder.encode(["text"], **kwargs)
+
+
+def test_default_query_and_document_prompts(encoder, st_model):
+    texts = ["what is a cat?", "a cat is an animal"]
+    for name in ("query", "document"):
+        assert_parity(
+            encoder.encode(texts, prompt_name=name), st_model.encode(texts, prompt_name=name)
+        )

@@ -385,3 +385,22 @@ def _opcheck_cases():
 def test_opcheck(name):
     op, args = _opcheck_cases()[name]
     torch.library.opcheck(op, args)
+
+
+def test_public_api_checks_devices_dtypes_and_max_seqlen():
+    """Typed errors before any kernel runs (the kernel would read the wrong memory)."""
+    from mlservices.errors import ValidationError
+
+    x = torch.randn(7, 16)
+    with pytest.raises(ValidationError, match="different devices"):
+        ops.layer_norm(x, torch.ones(16, device="meta"), torch.zeros(16))
+    with pytest.raises(ValidationError, match="float tensor"):
+        ops.layer_norm(x, torch.ones(16, dtype=torch.int64), torch.zeros(16))
+    with pytest.raises(ValidationError, match="residual must match"):
+        ops.layer_norm(x, torch.ones(16), torch.zeros(16), residual=x.double())
+    q = torch.randn(10, 2, 8)
+    cu = cu_seqlens_from([4, 6])
+    with pytest.raises(ValidationError, match="max_seqlen=3 but a segment has 6 rows"):
+        ops.varlen_attention(q, q, q, cu, 3)
+    with pytest.raises(ValidationError, match="share one shape and dtype"):
+        ops.varlen_attention(q, q.double(), q, cu, 6)

@@ -220,9 +220,9 @@ def _torch_attention(q, k, v, cu_seqlens, scale):
     return out
 
 
-def _check_attention(q, k, v, cu, max_seqlen):
+def _check_attention(q, k, v, cu, max_seqlen, check_inputs=True):
     scale = q.shape[-1] ** -0.5
-    out = ops.varlen_attention(q, k, v, cu, max_seqlen, backend="triton")
+    out = ops.varlen_attention(q, k, v, cu, max_seqlen, backend="triton", check_inputs=check_inputs)
     ref = reference.varlen_attention_ref(q.double(), k.double(), v.double(), cu, max_seqlen)
     _check(out, ref, lambda: _torch_attention(q, k, v, cu, scale))
 
@@ -251,10 +251,13 @@ def test_varlen_attention_lengths(lengths):
 
 
 def test_varlen_attention_undersized_max_seqlen():
-    """A max_seqlen below the longest segment still writes every query (only slower)."""
+    """The public API refuses a max_seqlen below the longest segment; unchecked, the kernel
+    still writes every query (only slower)."""
     cu = cu_seqlens_from([40, 3, 150], DEVICE)
     q, k, v, _ = _qkv(int(cu[-1]), 1, 64, torch.float32, seed=15)
-    _check_attention(q, k, v, cu, max_seqlen=20)
+    with pytest.raises(ValidationError, match="max_seqlen=20 but a segment has 150 rows"):
+        ops.varlen_attention(q, k, v, cu, 20, backend="triton")
+    _check_attention(q, k, v, cu, max_seqlen=20, check_inputs=False)
 
 
 # The NaN-filled neighbouring segments give NaN outputs of their own, which numpy warns about.

@@ -86,12 +86,7 @@ def unpack(
     _validate.tensor("unpack", "x", x)
     _validate.cu_seqlens("unpack", cu_seqlens, x.shape[0])
     _validate.same_device("unpack", x=x, cu_seqlens=cu_seqlens)
-    longest = int((cu_seqlens[1:] - cu_seqlens[:-1]).max()) if cu_seqlens.numel() > 1 else 0
-    if longest > max_seqlen:
-        raise _validate.ValidationError(
-            f"mlservices.unpack: max_seqlen={max_seqlen} but a segment has {longest} rows",
-            hint="pass the max_seqlen that pack() returned",
-        )
+    _validate.max_seqlen("unpack", cu_seqlens, max_seqlen)
     return resolve("unpack", x.device, backend)(x, cu_seqlens, max_seqlen)
 
 
@@ -162,13 +157,19 @@ def layer_norm(
             raise _validate.ValidationError(
                 f"mlservices.layer_norm: {name} must be [{hidden}], got {tuple(t.shape)}"
             )
+        if t.dtype not in _validate.FLOAT_DTYPES:
+            raise _validate.ValidationError(
+                f"mlservices.layer_norm: {name} must be a float tensor, got {t.dtype}"
+            )
+    _validate.same_device("layer_norm", x=x, weight=weight, bias=bias)
     if residual is not None:
         _validate.rows("layer_norm", "residual", residual)
-        if residual.shape != x.shape:
+        if residual.shape != x.shape or residual.dtype != x.dtype:
             raise _validate.ValidationError(
-                f"mlservices.layer_norm: residual must match x {tuple(x.shape)}, got "
-                f"{tuple(residual.shape)}"
+                f"mlservices.layer_norm: residual must match x ({tuple(x.shape)}, {x.dtype}), "
+                f"got ({tuple(residual.shape)}, {residual.dtype})"
             )
+        _validate.same_device("layer_norm", x=x, residual=residual)
     return resolve("layer_norm", x.device, backend)(x, weight, bias, eps, residual)
 
 
@@ -247,12 +248,14 @@ def varlen_attention(
     """
     for name, t in (("q", q), ("k", k), ("v", v)):
         _validate.rows("varlen_attention", name, t, ndim=3)
-    if not (q.shape == k.shape == v.shape):
+    if not (q.shape == k.shape == v.shape) or not (q.dtype == k.dtype == v.dtype):
         raise _validate.ValidationError(
-            f"mlservices.varlen_attention: q, k, v must have one shape, got {tuple(q.shape)}, "
-            f"{tuple(k.shape)}, {tuple(v.shape)}"
+            f"mlservices.varlen_attention: q, k, v must share one shape and dtype, got "
+            f"{tuple(q.shape)} {q.dtype}, {tuple(k.shape)} {k.dtype}, {tuple(v.shape)} {v.dtype}"
         )
     _validate.cu_seqlens("varlen_attention", cu_seqlens, q.shape[0], check_inputs)
+    if check_inputs:
+        _validate.max_seqlen("varlen_attention", cu_seqlens, max_seqlen)
     _validate.same_device("varlen_attention", q=q, k=k, v=v, cu_seqlens=cu_seqlens)
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     impl = resolve("varlen_attention", q.device, backend)

@@ -78,6 +78,18 @@ def cu_seqlens(op: str, cu: torch.Tensor, n_rows: int, check_values: bool = True
         )
 
 
+def max_seqlen(op: str, cu: torch.Tensor, value: object) -> None:
+    """An int no smaller than the longest segment."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputTypeError(f"mlservices.{op}: max_seqlen must be an int, got {value!r}")
+    longest = int((cu[1:] - cu[:-1]).max()) if cu.numel() > 1 else 0
+    if value < longest:
+        raise ValidationError(
+            f"mlservices.{op}: max_seqlen={value} but a segment has {longest} rows",
+            hint="pass the longest segment length (pack() returns it)",
+        )
+
+
 def choice(op: str, name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValidationError(

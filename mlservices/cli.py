@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from mlservices.errors import MLServicesError, ValidationError
+from mlservices.pipeline import unicode_problem
 
 logger = logging.getLogger("mlservices.cli")
 
@@ -62,14 +63,13 @@ def read_texts(path: Path, field: str = "text") -> list[str]:
 
 
 def _check_unicode(path: Path, line_no: int, text: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
+    problem = unicode_problem(text)
+    if problem is not None:
         raise ValidationError(
-            f"{path.name} line {line_no} holds an invalid code point ({exc.reason})",
+            f"{path.name} line {line_no} holds an invalid code point ({problem})",
             hint="remove lone surrogates (\\ud800-\\udfff escapes) from the input",
             line=line_no,
-        ) from exc
+        )
 
 
 def _jsonl_text(path: Path, line_no: int, line: str, field: str) -> str:

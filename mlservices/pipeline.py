@@ -40,15 +40,23 @@ def validate_texts(texts: Sequence[object]) -> list[str]:
                 hint="pass text as str (convert numbers, drop None)",
                 index=i,
             )
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
+        problem = unicode_problem(text)
+        if problem is not None:
             raise ValidationError(
-                f"input {i} is not valid Unicode text ({exc.reason} at position {exc.start})",
+                f"input {i} is not valid Unicode text ({problem})",
                 hint="remove lone surrogates, or decode the source with errors='replace'",
                 index=i,
-            ) from exc
+            )
     return list(texts)
+
+
+def unicode_problem(text: str) -> str | None:
+    """Why ``text`` cannot be encoded as UTF-8 (a lone surrogate), or None when it can."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"{exc.reason} at position {exc.start}"
+    return None
 
 
 @dataclass
@@ -262,5 +270,6 @@ __all__ = [
     "plan_batches",
     "pool_segments",
     "quantize",
+    "unicode_problem",
     "validate_texts",
 ]

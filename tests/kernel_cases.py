@@ -49,3 +49,18 @@ def assert_close_lowp(out: torch.Tensor, ref64: torch.Tensor, torch_out: torch.T
     err = (out.double() - ref64).abs().max().item()
     torch_err = (torch_out.double() - ref64).abs().max().item()
     assert err <= 2 * torch_err + atol, f"error {err:.3g} > 2 x torch's {torch_err:.3g} + {atol}"
+
+
+def assert_close_to_ref(out, ref64, torch_lowp=None, fp64_tol: float = 1e-10) -> None:
+    """Check a kernel's output against the float64 reference, by out's dtype.
+
+    float64: ``fp64_tol`` (only summation order differs); float32: TOLERANCES; fp16/bf16: at most
+    twice torch's own error in that dtype (``torch_lowp()`` computes it) plus atol.
+    """
+    if out.dtype == torch.float64:
+        torch.testing.assert_close(out, ref64, atol=fp64_tol, rtol=fp64_tol)
+    elif out.dtype == torch.float32:
+        atol, rtol = TOLERANCES[torch.float32]
+        torch.testing.assert_close(out.double(), ref64, atol=atol, rtol=rtol)
+    else:
+        assert_close_lowp(out.cpu(), ref64.cpu(), torch_lowp().cpu())

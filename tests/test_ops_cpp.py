@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from kernel_cases import (
     LENGTH_CASES,
-    TOLERANCES,
     assert_close_lowp,
+    assert_close_to_ref,
     cu_seqlens_from,
     random_rows,
 )
@@ -55,13 +55,7 @@ def tier(request):
 def _check(out: torch.Tensor, ref64: torch.Tensor, torch_lowp) -> None:
     """Compare with the float64 reference; torch_lowp() is torch's own result in out's dtype."""
     assert out.dtype != torch.float64 or ref64.dtype == torch.float64
-    if out.dtype == torch.float64:
-        torch.testing.assert_close(out, ref64, atol=FP64_TOL, rtol=FP64_TOL)
-    elif out.dtype == torch.float32:
-        atol, rtol = TOLERANCES[torch.float32]
-        torch.testing.assert_close(out.double(), ref64, atol=atol, rtol=rtol)
-    else:
-        assert_close_lowp(out, ref64, torch_lowp())
+    assert_close_to_ref(out, ref64, torch_lowp, FP64_TOL)
 
 
 def _strided(x: torch.Tensor) -> torch.Tensor:

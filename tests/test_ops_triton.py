@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from kernel_cases import (
     LENGTH_CASES,
-    TOLERANCES,
-    assert_close_lowp,
+    assert_close_to_ref,
     cu_seqlens_from,
     random_rows,
 )
@@ -43,11 +42,7 @@ BF16_DOT_INTERPRETER_BUG = "triton interpreter: tl.dot on bfloat16 multiplies ra
 def _check(out: torch.Tensor, ref64: torch.Tensor, torch_lowp=None) -> None:
     """fp32 against TOLERANCES; fp16/bf16 against twice torch's own error (+ atol)."""
     assert out.dtype != torch.float64 and out.shape == ref64.shape
-    if out.dtype == torch.float32:
-        atol, rtol = TOLERANCES[torch.float32]
-        torch.testing.assert_close(out.double(), ref64, atol=atol, rtol=rtol)
-    else:
-        assert_close_lowp(out.cpu(), ref64.cpu(), torch_lowp().cpu())
+    assert_close_to_ref(out, ref64, torch_lowp)
 
 
 def _rows(n_rows: int, n_cols: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
